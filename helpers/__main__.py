@@ -1,0 +1,103 @@
+"""Command line: `python -m helpers COMMAND` (build, validate, simulate, templates, dictionary, update-notebooks)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from helpers.paths import BUILD_DIR, SHIPPED_COHORT
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run one command; return the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="validate a cohort, execute every chapter, render the site")
+    b.add_argument("--cohort", default=str(SHIPPED_COHORT), help="cohort folder or .xlsx (default: the shipped simulated cohort)")
+    b.add_argument("--out", default=str(BUILD_DIR / "html"), help="where the site goes (default: _build/html)")
+    b.add_argument("--jobs", type=int, default=None, help="notebooks executed in parallel (default: all cores)")
+    v = sub.add_parser("validate", help="check a cohort against the data contract and print every problem")
+    v.add_argument("cohort", help="cohort folder or .xlsx workbook")
+    s = sub.add_parser("simulate", help="write a simulated cohort")
+    s.add_argument("--out", default=str(SHIPPED_COHORT))
+    s.add_argument("--n", type=int, default=24)
+    s.add_argument("--seed", type=int, default=None, help="default: the shipped cohort's seed")
+    s.add_argument("--no-labs", action="store_true", help="omit labs.csv")
+    s.add_argument("--reported-grades", action="store_true",
+                   help="write crs_grade_reported and omit daily.csv (a cohort graded elsewhere)")
+    s.add_argument("--calibrate", action="store_true",
+                   help="search seeds from --seed for the first cohort reproducing F1-F10, then write it")
+    t = sub.add_parser("templates", help="write blank CSV templates and a workbook with a data dictionary")
+    t.add_argument("out", help="folder to write into")
+    sub.add_parser("dictionary", help="regenerate book/data_contract.md from helpers/contract.py")
+    sub.add_parser("update-notebooks", help="re-execute the committed notebooks on the shipped cohort")
+    args = parser.parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+def _build(args) -> int:
+    from helpers.build import BuildError, build
+    from helpers.cohort import CohortError
+
+    try:
+        build(args.cohort, args.out, args.jobs)
+    except CohortError as exc:
+        print(exc.report.text(), file=sys.stderr)
+        print("Build stopped: the cohort is not valid; nothing was written.", file=sys.stderr)
+        return 2
+    except BuildError as exc:
+        print(f"Build failed: {exc}\nThe previous site (if any) is untouched.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _validate(args) -> int:
+    from helpers.cohort import validate
+
+    report, _ = validate(Path(args.cohort))
+    print(report.text())
+    return 0 if report.ok else 2
+
+
+def _simulate(args) -> int:
+    from helpers import simulate
+
+    tables = ("patients", "kinetics") + (() if args.reported_grades else ("daily",)) + (() if args.no_labs else ("labs",))
+    spec = simulate.SimulationSpec(n=args.n, seed=args.seed if args.seed is not None else simulate.SHIPPED_SEED,
+                                   tables=tables, reported_grades=args.reported_grades)
+    if args.calibrate:
+        spec, tried = simulate.calibrate(spec, log=print)
+        print(f"seed {spec.seed} reproduces every published fact (after {tried} candidate seeds)")
+    files = simulate.write_cohort(simulate.simulate_cohort(spec), args.out, simulate.cohort_meta(spec))
+    for f in files:
+        print(f"wrote {f}")
+    return 0
+
+
+def _templates(args) -> int:
+    from helpers.templates import write_templates
+
+    for f in write_templates(Path(args.out)):
+        print(f"wrote {f}")
+    return 0
+
+
+def _dictionary(args) -> int:
+    from helpers.templates import write_dictionary_page
+
+    print(f"wrote {write_dictionary_page()}")
+    return 0
+
+
+def _update(args) -> int:
+    from helpers.build import update_committed_notebooks
+
+    update_committed_notebooks()
+    return 0
+
+
+COMMANDS = {"build": _build, "validate": _validate, "simulate": _simulate, "templates": _templates,
+            "dictionary": _dictionary, "update-notebooks": _update}
+
+if __name__ == "__main__":
+    sys.exit(main())

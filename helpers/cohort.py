@@ -1,0 +1,507 @@
+"""Load and validate a cohort (a folder of CSV files or one .xlsx workbook) into one Cohort object.
+
+Every problem is collected before anything stops, each naming the file (and sheet), the row
+(spreadsheet numbering: the header is row 1), the column, the value found and what was expected.
+Types are parsed here; ranges, vocabularies and uniqueness are checked with pandera schemas built
+from `helpers.contract`. Patient identifiers are replaced by pseudonyms (P01, P02, ... in file
+order) before any analysis sees them, so no identifier can reach the published book.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from helpers import contract
+from helpers.contract import Column, Table
+
+WORKBOOK_SUFFIXES = (".xlsx",)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of validation, in the user's words."""
+
+    level: str  # "error" or "warning"
+    file: str
+    message: str
+    row: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.column is not None:
+            where += f", column '{self.column}'"
+        return f"{self.level.upper()}: {where}: {self.message}"
+
+
+@dataclass
+class Report:
+    """All problems found in a cohort; buildable when there is no error."""
+
+    source: str
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def add(self, level: str, file: str, message: str, row: int | None = None,
+            column: str | None = None) -> None:
+        self.problems.append(Problem(level, file, message, row, column))
+
+    def text(self) -> str:
+        """Human-readable report: errors first, then warnings, then the verdict."""
+        lines = [f"Cohort: {self.source}"]
+        lines += [str(p) for p in self.errors] + [str(p) for p in self.warnings]
+        verdict = "buildable" if self.ok else "NOT buildable"
+        lines.append(f"{len(self.errors)} error(s), {len(self.warnings)} warning(s): {verdict}.")
+        return "\n".join(lines)
+
+
+class CohortError(ValueError):
+    """Raised when a cohort does not follow the data contract; carries the full report."""
+
+    def __init__(self, report: Report):
+        self.report = report
+        super().__init__(report.text())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Analysis choices that differ by study (cohort.yml); defaults follow helpers.contract.SETTINGS."""
+
+    severe_crs_grade: int = 3
+    crs_system: str = "astct"
+    landmark_day: float = 28
+    remission_responses: tuple[str, ...] = ("CR", "CRi")
+    censor_at_hsct: bool = False
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A validated cohort: pseudonymised tables (None when an optional table is absent) and settings."""
+
+    name: str
+    simulated: bool
+    source: str
+    settings: Settings
+    patients: pd.DataFrame
+    kinetics: pd.DataFrame | None = None
+    daily: pd.DataFrame | None = None
+    labs: pd.DataFrame | None = None
+    seed: int | None = None
+
+    def has(self, table: str) -> bool:
+        """True when the optional table is present and has rows."""
+        df = getattr(self, table)
+        return df is not None and len(df) > 0
+
+    def has_columns(self, *columns: str) -> bool:
+        """True when every named patients column is present with at least one value."""
+        return all(c in self.patients and self.patients[c].notna().any() for c in columns)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading raw tables
+# --------------------------------------------------------------------------------------------
+
+def _read_csv(path: Path, report: Report) -> pd.DataFrame | None:
+    """Read a CSV as text. A UTF-8 byte-order mark is accepted; other encodings and ';' are refused."""
+    name = path.name
+    raw = path.read_bytes()
+    if not raw.strip():
+        report.add("error", name, "the file is empty; it needs at least the header row.")
+        return None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        report.add("error", name, f"the file is not UTF-8 (byte {exc.start} cannot be read); it looks like "
+                   "Latin-1/Windows-1252. Re-save it as 'CSV UTF-8 (comma delimited)'.")
+        return None
+    header = text.splitlines()[0]
+    if ";" in header and "," not in header:
+        report.add("error", name, "the file is separated by semicolons; the contract needs commas. "
+                   "Re-save it as 'CSV UTF-8 (comma delimited)' or replace ';' by ','.")
+        return None
+    from io import StringIO
+    try:
+        df = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=False)
+    except pd.errors.ParserError as exc:
+        report.add("error", name, f"the file cannot be read as CSV: {exc}")
+        return None
+    return df
+
+
+def _read_sources(path: Path, report: Report) -> tuple[dict[str, pd.DataFrame], dict | None, str]:
+    """Raw text tables keyed by table name, the parsed cohort.yml (or None) and the label files use."""
+    tables: dict[str, pd.DataFrame] = {}
+    if path.is_file() and path.suffix.lower() in WORKBOOK_SUFFIXES:
+        try:
+            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False)
+        except Exception as exc:  # openpyxl raises many types for corrupt files
+            report.add("error", path.name, f"the workbook cannot be opened: {exc}")
+            return {}, None, path.name
+        for sheet, df in sheets.items():
+            key = sheet.strip().lower()
+            if key in contract.TABLES:
+                tables[key] = df
+        meta = None
+        if "cohort" in {s.strip().lower() for s in sheets}:
+            sheet = next(s for s in sheets if s.strip().lower() == "cohort")
+            meta = _meta_from_sheet(sheets[sheet])
+        return tables, meta, path.name
+    if not path.is_dir():
+        report.add("error", str(path.name), "not found: give a folder of CSV files or an .xlsx workbook.")
+        return {}, None, str(path)
+    for table in contract.TABLES.values():
+        file = path / table.filename
+        if file.exists():
+            df = _read_csv(file, report)
+            if df is not None:
+                tables[table.name] = df
+    meta = None
+    yml = path / "cohort.yml"
+    if yml.exists():
+        try:
+            meta = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            report.add("error", "cohort.yml", f"cannot be read as YAML: {exc}")
+            meta = {}
+    return tables, meta, path.name
+
+
+def _meta_from_sheet(df: pd.DataFrame) -> dict:
+    """A 'cohort' sheet has two columns, key and value (values parsed as YAML scalars)."""
+    meta = {}
+    for _, row in df.iterrows():
+        if len(row) >= 2 and str(row.iloc[0]).strip():
+            meta[str(row.iloc[0]).strip()] = yaml.safe_load(str(row.iloc[1])) if str(row.iloc[1]) else None
+    return meta
+
+
+def _label(table: Table, source_label: str, workbook: bool) -> str:
+    return f"{source_label} (sheet '{table.name}')" if workbook else table.filename
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing columns by kind
+# --------------------------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "1.0"}
+_FALSE = {"0", "false", "0.0"}
+
+
+def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> pd.Series:
+    """Parse one text column into its kind, reporting every cell that does not fit."""
+    text = values.astype(str).str.strip()
+    missing = text.eq("") | text.str.lower().isin({"na", "nan", "n/a"})
+    out: list[object] = []
+    for idx, (cell, is_missing) in enumerate(zip(text, missing)):
+        if is_missing:
+            out.append(None)
+            continue
+        value, expected = _parse_cell(cell, col)
+        if expected is not None:
+            report.add("error", file, f"found '{cell}', expected {expected}.", row=idx + 2, column=col.name)
+            value = None
+        out.append(value)
+    return _typed(pd.Series(out, index=values.index, dtype=object), col)
+
+
+def _parse_cell(cell: str, col: Column) -> tuple[object, str | None]:
+    """Return (value, None) or (None, what was expected)."""
+    if col.kind == "text":
+        return cell, None
+    if col.kind in ("number", "integer"):
+        try:
+            x = float(cell)
+        except ValueError:
+            return None, "a number" if col.kind == "number" else "a whole number"
+        if not math.isfinite(x):
+            return None, "a finite number"
+        if col.kind == "integer" and x != int(x):
+            return None, "a whole number"
+        return x, None
+    if col.kind in ("flag", "boolean"):
+        low = cell.lower()
+        if low in _TRUE:
+            return True, None
+        if low in _FALSE:
+            return False, None
+        return None, "0 or 1 (true/false also accepted)" if col.kind == "flag" else "true or false (1/0 also accepted)"
+    if col.kind == "category":
+        lookup = {a.lower(): a for a in col.allowed}
+        norm = " ".join(cell.split()).lower().replace(" ", "_") if col.name == "oxygen" else cell.lower()
+        if norm in lookup:
+            return lookup[norm], None
+        return None, "one of " + ", ".join(col.allowed)
+    raise ValueError(f"unknown column kind {col.kind!r} in the contract")
+
+
+def _typed(series: pd.Series, col: Column) -> pd.Series:
+    if col.kind == "number":
+        return pd.to_numeric(series, errors="coerce").astype("float64")
+    if col.kind in ("integer", "flag"):
+        return pd.to_numeric(series, errors="coerce").astype("Int64")
+    if col.kind == "boolean":
+        return series.astype("boolean")
+    return series.astype("string").astype(object).where(series.notna(), None)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks on one table
+# --------------------------------------------------------------------------------------------
+
+def _schema(table: Table):
+    """A pandera schema for ranges, vocabularies and not-null constraints of parsed columns."""
+    import pandera.pandas as pa
+
+    columns = {}
+    for c in table.columns:
+        checks = []
+        if c.minimum is not None:
+            checks.append(pa.Check.ge(c.minimum, error=f"at least {c.minimum:g}"))
+        if c.maximum is not None:
+            checks.append(pa.Check.le(c.maximum, error=f"at most {c.maximum:g}"))
+        columns[c.name] = pa.Column(checks=checks, nullable=c.nullable, required=False, coerce=False)
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+def _check_schema(df: pd.DataFrame, table: Table, file: str, report: Report,
+                  parse_failed: set[tuple[int, str]]) -> None:
+    """Run the pandera schema lazily and turn every failure case into a Problem."""
+    import pandera.pandas as pa
+
+    try:
+        _schema(table).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        for _, case in cases.iterrows():
+            if case["index"] is None or pd.isna(case["index"]):
+                continue
+            row = int(case["index"]) + 2
+            column = str(case["column"])
+            if (row, column) in parse_failed:
+                continue  # already reported as a wrong type
+            check = str(case["check"])
+            if check == "not_nullable":
+                report.add("error", file, "is empty; this column needs a value in every row.", row, column)
+            else:
+                unit = table.column(column).unit
+                unit = f" {unit}" if unit and unit != "%" else unit
+                report.add("error", file, f"found {case['failure_case']}, expected {check}{unit}.", row, column)
+
+
+def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> pd.DataFrame | None:
+    """Columns present, forbidden and unknown columns, parsed types, ranges and duplicate keys."""
+    raw = raw.rename(columns=lambda c: str(c).strip())
+    columns = list(raw.columns)
+    n_before = len(report.errors)
+    for col in columns:
+        low = col.lower()
+        if any(word in low.replace("-", "_").split("_") or low == word for word in contract.FORBIDDEN_COLUMN_WORDS):
+            report.add("error", file, "looks like a direct identifier or calendar date; the book never needs it "
+                       "and must not publish it. Remove the column (times are days from infusion).", column=col)
+    for c in table.columns:
+        if c.required and c.name not in columns:
+            report.add("error", file, "required column is missing.", column=c.name)
+    known = set(table.names)
+    for col in columns:
+        if col not in known and not any(col.lower() == c.name for c in table.columns):
+            report.add("warning", file, "unknown column: ignored, and never published.", column=col)
+    if len(report.errors) > n_before:
+        return None
+    if raw.empty:
+        if table.required:
+            report.add("error", file, "has a header but no data rows.")
+        else:
+            report.add("warning", file, f"has no data rows: treated as absent ({table.used_by} skipped).")
+        return None
+    before = {(p.row, p.column) for p in report.errors}
+    parsed = pd.DataFrame(index=raw.index)
+    for c in table.columns:
+        if c.name in raw:
+            parsed[c.name] = _parse_column(raw[c.name], c, file, report)
+    failed = {(p.row, p.column) for p in report.errors} - before
+    _check_schema(parsed, table, file, report, failed)
+    if table.key and all(k in parsed for k in table.key):
+        dup = parsed.duplicated(list(table.key), keep="first") & parsed[list(table.key)].notna().all(axis=1)
+        for idx in parsed.index[dup]:
+            keyval = ", ".join(f"{k}={parsed.at[idx, k]}" for k in table.key)
+            report.add("error", file, f"duplicate row for {keyval}; each {' + '.join(table.key)} may appear once.",
+                       row=int(idx) + 2, column=table.key[-1])
+    return parsed
+
+
+# --------------------------------------------------------------------------------------------
+# Checks across tables, units and settings
+# --------------------------------------------------------------------------------------------
+
+def _check_units(labs: pd.DataFrame, file: str, report: Report) -> pd.DataFrame:
+    """Convert units with a fixed factor to the canonical unit (warning); refuse any other unit."""
+    labs = labs.copy()
+    for idx, row in labs.iterrows():
+        analyte, unit = row["analyte"], str(row["unit"]).strip()
+        if analyte is None or analyte not in contract.ANALYTES:
+            continue
+        canonical = contract.ANALYTES[analyte][0]
+        if unit.lower() == canonical.lower():
+            labs.at[idx, "unit"] = canonical
+            continue
+        factor = contract.UNIT_CONVERSIONS.get((analyte, unit))
+        if factor is None:
+            report.add("error", file, f"unit '{unit}' does not match {analyte}'s canonical unit '{canonical}' "
+                       "and has no unambiguous conversion; convert the value to "
+                       f"{canonical}.", row=int(idx) + 2, column="unit")
+            continue
+        labs.at[idx, "value"] = row["value"] * factor
+        labs.at[idx, "unit"] = canonical
+        report.add("warning", file, f"{analyte} in '{unit}' converted to '{canonical}' (x {factor:g}).",
+                   row=int(idx) + 2, column="unit")
+    return labs
+
+
+def _check_patients(p: pd.DataFrame, file: str, report: Report, settings: Settings) -> None:
+    """Rules within patients.csv that involve more than one column."""
+    if {"pfs_days", "os_days"} <= set(p):
+        bad = p["pfs_days"] > p["os_days"]
+        for idx in p.index[bad.fillna(False)]:
+            report.add("error", file, f"pfs_days ({p.at[idx, 'pfs_days']:g}) is after os_days "
+                       f"({p.at[idx, 'os_days']:g}); progression-free time cannot exceed overall time.",
+                       int(idx) + 2, "pfs_days")
+    if ("pfs_days" in p) != ("pfs_event" in p):
+        report.add("error", file, "pfs_days and pfs_event go together: give both or neither.",
+                   column="pfs_event" if "pfs_days" in p else "pfs_days")
+    if "mrd_negative" in p:
+        not_rem = ~p["best_response"].isin(settings.remission_responses) & p["best_response"].notna()
+        for idx in p.index[not_rem & p["mrd_negative"].notna()]:
+            report.add("error", file, f"mrd_negative is set but best_response is {p.at[idx, 'best_response']}; "
+                       "leave it blank for patients not in remission.", int(idx) + 2, "mrd_negative")
+    if "death_cause" in p:
+        alive = p["os_event"].eq(0).fillna(False)
+        for idx in p.index[alive & p["death_cause"].notna()]:
+            report.add("error", file, "death_cause is given but os_event is 0 (alive).", int(idx) + 2, "death_cause")
+
+
+def _check_references(tables: dict[str, pd.DataFrame], labels: dict[str, str], report: Report) -> None:
+    """Rows of other tables must name a known patient and not fall after a recorded death."""
+    patients = tables["patients"]
+    known = set(patients["patient_id"].dropna())
+    died = patients.loc[patients["os_event"].eq(1).fillna(False), ["patient_id", "os_days"]]
+    death_day = dict(zip(died["patient_id"], died["os_days"]))
+    for name in ("kinetics", "daily", "labs"):
+        df = tables.get(name)
+        if df is None:
+            continue
+        for idx in df.index[~df["patient_id"].isin(known)]:
+            report.add("error", labels[name], f"patient_id '{df.at[idx, 'patient_id']}' is not in patients.",
+                       int(idx) + 2, "patient_id")
+        late = df["patient_id"].map(death_day) < df["day"]
+        for idx in df.index[late.fillna(False)]:
+            pid = df.at[idx, "patient_id"]
+            report.add("error", labels[name], f"day {df.at[idx, 'day']:g} is after the death of '{pid}' on day "
+                       f"{death_day[pid]:g} (patients os_days, os_event = 1).", int(idx) + 2, "day")
+
+
+def _settings(meta: dict | None, report: Report) -> tuple[Settings, dict]:
+    """Analysis settings and cohort fields from cohort.yml, with every unknown key refused."""
+    meta = dict(meta or {})
+    known = {s.name for s in contract.SETTINGS} | {s.name for s in contract.COHORT_FIELDS} | {"seed", "simulator"}
+    for key in sorted(set(meta) - known):
+        report.add("error", "cohort.yml", f"unknown setting '{key}'; known: {', '.join(sorted(known))}.")
+    kwargs = {}
+    for f in fields(Settings):
+        if f.name in meta and meta[f.name] is not None:
+            value = meta[f.name]
+            kwargs[f.name] = tuple(value) if f.name == "remission_responses" else value
+    try:
+        settings = Settings(**kwargs)
+    except TypeError as exc:
+        report.add("error", "cohort.yml", str(exc))
+        settings = Settings()
+    if settings.crs_system not in ("astct", "lee2014", "ctcae5", "penn"):
+        report.add("error", "cohort.yml", f"crs_system '{settings.crs_system}' is not one of astct, lee2014, ctcae5, penn.")
+    bad = [r for r in settings.remission_responses if r not in contract.RESPONSES]
+    if bad:
+        report.add("error", "cohort.yml", f"remission_responses has {bad}; allowed: {', '.join(contract.RESPONSES)}.")
+    return settings, meta
+
+
+def _pseudonymise(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Replace patient_id by P01, P02, ... in patients-file order, in every table."""
+    ids = list(tables["patients"]["patient_id"])
+    width = max(2, len(str(len(ids))))
+    mapping = {pid: f"P{i + 1:0{width}d}" for i, pid in enumerate(ids)}
+    out = {}
+    for name, df in tables.items():
+        df = df.copy()
+        df["patient_id"] = df["patient_id"].map(mapping)
+        out[name] = df
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+def validate(path: str | Path) -> tuple[Report, Cohort | None]:
+    """Validate a cohort folder or workbook; return the full report and, when buildable, the Cohort."""
+    path = Path(path)
+    report = Report(str(path))
+    raw, meta, label = _read_sources(path, report)
+    workbook = path.is_file()
+    settings, meta = _settings(meta, report)
+    labels = {name: _label(t, label, workbook) for name, t in contract.TABLES.items()}
+    if "patients" not in raw and not report.errors:
+        where = f"sheet 'patients' in {label}" if workbook else "patients.csv"
+        report.add("error", where, "required table is missing.")
+    parsed: dict[str, pd.DataFrame] = {}
+    for name, table in contract.TABLES.items():
+        if name in raw:
+            df = _check_table(raw[name], table, labels[name], report)
+            if df is not None:
+                parsed[name] = df
+        elif not table.required and "patients" in raw:
+            report.add("warning", labels[name], f"optional table absent: {table.used_by} will say what was skipped.")
+    if "labs" in parsed:
+        parsed["labs"] = _check_units(parsed["labs"], labels["labs"], report)
+    if "patients" in parsed:
+        _check_patients(parsed["patients"], labels["patients"], report, settings)
+        _check_references(parsed, labels, report)
+    if not report.ok or "patients" not in parsed:
+        return report, None
+    tables = _pseudonymise(parsed)
+    for name in ("kinetics", "daily", "labs"):
+        if name in tables:
+            tables[name] = tables[name].sort_values(list(contract.TABLES[name].key)).reset_index(drop=True)
+    cohort = Cohort(
+        name=str(meta.get("name") or path.stem), simulated=bool(meta.get("simulated", False)),
+        source=str(meta.get("source") or ""), settings=settings, seed=meta.get("seed"),
+        patients=tables["patients"].reset_index(drop=True), kinetics=tables.get("kinetics"),
+        daily=tables.get("daily"), labs=tables.get("labs"),
+    )
+    return report, cohort
+
+
+def load_cohort(path: str | Path) -> Cohort:
+    """Load a validated cohort (folder or .xlsx, resolved from the project root); raise CohortError if invalid."""
+    from helpers.paths import resolve
+
+    report, cohort = validate(resolve(path))
+    if cohort is None:
+        raise CohortError(report)
+    return cohort

@@ -1,0 +1,486 @@
+"""Cytokine release syndrome (CRS) grading from daily vital signs, support and labs.
+
+Four scales, each applied day by day to the `daily` table of the data contract:
+
+- ``astct``   Lee DW et al., Biol Blood Marrow Transplant 2019;25:625-638 (ASTCT consensus).
+- ``lee2014`` Lee DW et al., Blood 2014;124:188-195 (Table 2 and its footnote).
+- ``ctcae5``  NCI CTCAE v5.0, "Cytokine release syndrome" (2017).
+- ``penn``    Porter D et al., J Hematol Oncol 2018;11:35 (Penn grading scale).
+
+The same CRS-day gate is used for every scale, so the scales differ only in how a CRS day is
+graded, never in which days count as CRS: a day is a CRS day when it has a qualifying fever, or
+(ASTCT rule) when it falls on/after the first tocilizumab/steroid day that followed a qualifying
+fever. Everything a source leaves open is a field of :class:`GradingOptions`.
+
+Missing values in `daily` mean "not present": no fever, no hypotension, no vasopressor, no
+oxygen, no anti-cytokine therapy, fever not attributed to another cause. A missing low-flow
+rate counts as <= 6 L/min; a missing FiO2 on supplemental oxygen counts as < 40 % unless the
+device is listed in ``GradingOptions.fio2_ge40_devices_if_missing``.
+
+Optional `daily` columns (absent -> the stated conservative default, i.e. no upgrade):
+``vasopressor_high_dose`` (0/1, Lee 2014 footnote high dose met; absent -> low dose),
+``norepi_equiv_ug_min`` (float, norepinephrine-equivalent dose; absent -> low dose),
+``fluid_boluses`` (count of IV fluid boluses for blood pressure that day; absent -> fewer than
+``penn_min_fluid_boluses`` unless ``penn_assume_multiple_boluses``),
+``coag_replacement`` (0/1, FFP/cryoprecipitate/fibrinogen concentrate for coagulopathy; absent -> 0).
+`labs` (optional) supplies creatinine, ALT, AST and bilirubin for organ toxicity (Lee 2014, Penn).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.patches import Patch
+
+SYSTEMS: tuple[str, ...] = ("astct", "lee2014", "ctcae5", "penn")
+
+DAILY_COLUMNS: tuple[str, ...] = (
+    "patient_id", "day", "temp_max_c", "sbp_min_mmhg", "vasopressors", "vasopressin", "oxygen",
+    "o2_flow_l_min", "fio2_pct", "tocilizumab", "steroids", "fever_other_cause",
+)
+OXYGEN_DEVICES: tuple[str, ...] = (
+    "none", "low_flow", "high_flow", "facemask", "nonrebreather", "venturi", "cpap", "bipap",
+    "mechanical_ventilation",
+)
+ORGAN_ANALYTES: dict[str, str] = {
+    "creatinine": "umol/L", "alt": "U/L", "ast": "U/L", "bilirubin": "umol/L",
+}
+GRADE_COLOURS: tuple[str, ...] = ("#eeeeee", "#fee08b", "#fdae61", "#f46d43", "#a50026", "#000000")
+
+
+@dataclass(frozen=True)
+class GradingOptions:
+    """Every choice the grading sources leave open, with its default and source."""
+
+    # ASTCT 2019: fever is temperature >= 38.0 C; the same threshold is used for every scale.
+    fever_c: float = 38.0
+    # ASTCT 2019 gives no number for hypotension; SBP < 90 mmHg is the usual adult reading.
+    sbp_hypotension_mmhg: float = 90.0
+    # ASTCT 2019: after tocilizumab/steroids (given on/after the first febrile day) fever is no
+    # longer needed; grading goes on from hypotension and hypoxia (antipyretics not recorded).
+    fever_not_required_after_anticytokine: bool = True
+    # ASTCT 2019: fever must not be attributable to another cause; True counts it anyway.
+    other_cause_fever_counts: bool = False
+    # ASTCT 2019: low-flow nasal cannula is <= 6 L/min (grade 2); above that it is high flow.
+    low_flow_max_l_min: float = 6.0
+    # Lee 2014 Table 2 / CTCAE v5.0: oxygen < 40 % FiO2 -> grade 2, >= 40 % -> grade 3.
+    fio2_high_pct: float = 40.0
+    # Devices assumed to give FiO2 >= 40 % when fio2_pct is missing (non-rebreather masks deliver
+    # roughly 60-90 %, standard respiratory-care figure, verify); any other device -> < 40 %.
+    fio2_ge40_devices_if_missing: tuple[str, ...] = ("nonrebreather",)
+    # Lee 2014 grade 4 "ventilator support", Penn grade 4 "mechanical ventilation", CTCAE v5.0
+    # grade 4 "urgent intervention": read as invasive ventilation; add "cpap", "bipap" for the
+    # broader reading of non-invasive ventilation as ventilator support.
+    ventilator_support_devices: tuple[str, ...] = ("mechanical_ventilation",)
+    # ASTCT 2019 excludes vasopressin from the vasopressor count; Lee 2014, CTCAE v5.0 and Penn do
+    # not, so by default vasopressin counts as one more pressor under those scales.
+    vasopressin_counts_outside_astct: bool = True
+    # Lee 2014 Table 2 footnote (verify): high dose = norepinephrine-equivalent >= 20 ug/min,
+    # or >= 10 ug/min when vasopressin is also given. Used with `norepi_equiv_ug_min`.
+    high_dose_ne_ug_min: float = 20.0
+    high_dose_ne_with_vasopressin_ug_min: float = 10.0
+    # CTCAE v5.0 grade 4 is "life-threatening; urgent intervention": read as >= 2 pressors.
+    ctcae_grade4_min_pressors: int = 2
+    # Porter 2018 Penn grade 3: hypotension treated with "multiple fluid boluses".
+    penn_min_fluid_boluses: int = 2
+    # When `fluid_boluses` is absent: assume multiple boluses for hypotension without pressors?
+    penn_assume_multiple_boluses: bool = False
+    # Porter 2018 names only "high-dose vasopressors" for grade 4; True reads >= 2 concurrent
+    # pressors as high dose (Lee 2014 footnote grades combinations by total dose, not recorded).
+    penn_multiple_pressors_high_dose: bool = True
+    # Porter 2018 "LFTs": analytes graded as liver function tests for Penn.
+    penn_lft_analytes: tuple[str, ...] = ("alt", "ast", "bilirubin")
+    # ULNs for CTCAE v5.0 lab grading (typical adult ranges; replace by the site's own).
+    uln_creatinine_umol_l: float = 106.0  # 1.2 mg/dL
+    uln_alt_u_l: float = 40.0
+    uln_ast_u_l: float = 40.0
+    uln_bilirubin_umol_l: float = 21.0  # 1.2 mg/dL
+    # CTCAE v5.0 also grades against baseline (creatinine x baseline; ALT/AST/bilirubin when the
+    # baseline is abnormal). Baseline = last value on or before this day (day 0 = infusion).
+    use_lab_baseline: bool = True
+    baseline_max_day: float = 0.0
+    # Lee 2014/CTCAE v5.0/Penn do not make fever a requirement; True applies the ASTCT CRS-day
+    # gate to every scale so that only grading differs (False: any graded sign is a CRS day).
+    fever_gate_all_systems: bool = True
+
+
+# ----------------------------------------------------------------------------------- inputs
+
+
+def check_daily(daily: pd.DataFrame) -> None:
+    """Raise ValueError naming what is wrong with a `daily` table (columns, duplicates, devices)."""
+    missing = [c for c in DAILY_COLUMNS if c not in daily.columns]
+    if missing:
+        raise ValueError(f"daily table lacks the column(s) {missing}")
+    dup = daily.duplicated(["patient_id", "day"])
+    if dup.any():
+        first = daily.loc[dup, ["patient_id", "day"]].iloc[0].tolist()
+        raise ValueError(f"daily table has more than one row for patient/day {first}")
+    bad = set(daily["oxygen"].dropna().unique()) - set(OXYGEN_DEVICES)
+    if bad:
+        raise ValueError(f"unknown oxygen device(s) {sorted(bad)}; expected one of {OXYGEN_DEVICES}")
+
+
+def _num(s: pd.Series, fill: float = np.nan) -> np.ndarray:
+    """Column as a float array, missing -> `fill` (nullable dtypes included)."""
+    return pd.to_numeric(s, errors="coerce").astype("float64").fillna(fill).to_numpy()
+
+
+def _optional(d: pd.DataFrame, column: str, fill: float = np.nan) -> np.ndarray:
+    """Optional column as a float array, or all `fill` when the column is absent."""
+    return _num(d[column], fill) if column in d.columns else np.full(len(d), fill)
+
+
+def _crs_gate(d: pd.DataFrame, o: GradingOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row (fever, crs_day) booleans: qualifying fever, and fever-or-masked-fever (ASTCT 2019)."""
+    other = _num(d["fever_other_cause"], 0) == 1
+    fever = (_num(d["temp_max_c"]) >= o.fever_c) & (o.other_cause_fever_counts | ~other)
+    anti = (_num(d["tocilizumab"], 0) == 1) | (_num(d["steroids"], 0) == 1)
+    day, pid = d["day"].to_numpy(dtype=float), d["patient_id"].to_numpy()
+    first_fever = pd.Series(np.where(fever, day, np.inf)).groupby(pid).transform("min").to_numpy()
+    anti_after = anti & (day >= first_fever)
+    mask_start = pd.Series(np.where(anti_after, day, np.inf)).groupby(pid).transform("min").to_numpy()
+    masked = o.fever_not_required_after_anticytokine & (day >= mask_start)
+    return fever, fever | masked
+
+
+# -------------------------------------------------------------------------------- organ labs
+
+
+def _ctcae_lab_grade(ratio: np.ndarray, cuts: tuple[float, ...]) -> np.ndarray:
+    """CTCAE grade = number of cut-points strictly exceeded (CTCAE writes '>3.0-5.0 x ULN')."""
+    r = np.nan_to_num(ratio, nan=0.0)
+    return sum((r > c).astype(int) for c in cuts)
+
+
+def organ_grades(labs: pd.DataFrame, options: GradingOptions = GradingOptions()) -> pd.DataFrame:
+    """CTCAE v5.0 grades of creatinine, ALT, AST and bilirubin per patient-day (wide, 0 if absent).
+
+    Creatinine: >1/1.5/3/6 x ULN -> 1-4, and >1.5/3 x baseline -> 2/3 (the worse wins).
+    ALT/AST: >1/3/5/20 x ULN, or >1.5/3/5/20 x baseline when the baseline is above ULN.
+    Bilirubin: >1/1.5/3/10 x ULN, or the same multiples of an above-ULN baseline.
+    """
+    o = options
+    lab = labs[labs["analyte"].isin(list(ORGAN_ANALYTES))]
+    for analyte, unit in ORGAN_ANALYTES.items():
+        units = set(lab.loc[lab["analyte"] == analyte, "unit"].dropna().unique())
+        if units - {unit}:
+            raise ValueError(f"labs give {analyte} in {sorted(units)}; expected {unit}")
+    if lab.empty:
+        return pd.DataFrame({"patient_id": [], "day": [], **{a: [] for a in ORGAN_ANALYTES}})
+    wide = lab.pivot_table(index=["patient_id", "day"], columns="analyte", values="value",
+                           aggfunc="max", observed=True).reindex(columns=list(ORGAN_ANALYTES))
+    wide = wide.reset_index().sort_values(["patient_id", "day"])
+    pre = wide[wide["day"] <= o.baseline_max_day]
+    base = pre.groupby("patient_id")[list(ORGAN_ANALYTES)].last()  # last non-missing value
+    base = base.reindex(wide["patient_id"]).to_numpy() if o.use_lab_baseline else \
+        np.full((len(wide), len(ORGAN_ANALYTES)), np.nan)
+    uln = {"creatinine": o.uln_creatinine_umol_l, "alt": o.uln_alt_u_l, "ast": o.uln_ast_u_l,
+           "bilirubin": o.uln_bilirubin_umol_l}
+    cuts = {"creatinine": (1.0, 1.5, 3.0, 6.0), "alt": (1.0, 3.0, 5.0, 20.0),
+            "ast": (1.0, 3.0, 5.0, 20.0), "bilirubin": (1.0, 1.5, 3.0, 10.0)}
+    out = wide[["patient_id", "day"]].copy()
+    for j, a in enumerate(ORGAN_ANALYTES):
+        v, b = wide[a].to_numpy(dtype=float), base[:, j]
+        g = _ctcae_lab_grade(v / uln[a], cuts[a])
+        if a == "creatinine":
+            g = np.maximum(g, _ctcae_lab_grade(v / b, (1.5, 1.5, 3.0)))  # >1.5 -> 2, >3 -> 3
+        else:
+            abnormal = b > uln[a]
+            bcuts = (1.5,) + cuts[a][1:] if a in ("alt", "ast") else cuts[a]
+            g = np.where(abnormal, _ctcae_lab_grade(v / b, bcuts), g)
+        out[a] = g.astype(int)
+    return out.reset_index(drop=True)
+
+
+def _organ_for_days(d: pd.DataFrame, labs: pd.DataFrame | None, o: GradingOptions) -> pd.DataFrame:
+    """Organ grades aligned to the rows of `d` (labs on days without a daily row are ignored)."""
+    keys = d[["patient_id", "day"]].astype({"day": float})
+    if labs is None or labs.empty:
+        return keys.assign(**{a: 0 for a in ORGAN_ANALYTES})
+    g = organ_grades(labs, o).astype({"day": float})
+    m = keys.merge(g, on=["patient_id", "day"], how="left")
+    return m.fillna({a: 0 for a in ORGAN_ANALYTES}).astype({a: int for a in ORGAN_ANALYTES})
+
+
+# ------------------------------------------------------------------------------ components
+
+Component = tuple[np.ndarray, np.ndarray]  # (grade per row, label per row)
+
+
+def _pick(conds: list[np.ndarray], grades: list[int], labels: list[str]) -> Component:
+    """First matching condition sets (grade, label); rows matching none get (0, '')."""
+    g = np.select(conds, grades, default=0).astype(int)
+    lab = np.select(conds, labels, default="").astype(object)
+    return g, lab
+
+
+def _pressors(d: pd.DataFrame, o: GradingOptions, astct: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pressor count, vasopressin flag, hypotension flag) under the scale's vasopressin rule."""
+    n = _num(d["vasopressors"], 0)
+    vp = _num(d["vasopressin"], 0) == 1
+    hypo = (_num(d["sbp_min_mmhg"]) < o.sbp_hypotension_mmhg) | (n > 0) | vp
+    count = n if astct or not o.vasopressin_counts_outside_astct else n + vp
+    return count, vp, hypo
+
+
+def _high_dose(d: pd.DataFrame, vp: np.ndarray, o: GradingOptions) -> np.ndarray:
+    """High-dose vasopressor day per Lee 2014 footnote: flag column or norepinephrine equivalent."""
+    flag = _optional(d, "vasopressor_high_dose", 0) == 1
+    ne = _optional(d, "norepi_equiv_ug_min", 0)
+    limit = np.where(vp, o.high_dose_ne_with_vasopressin_ug_min, o.high_dose_ne_ug_min)
+    return flag | (ne >= limit)
+
+
+def _fio2_high(d: pd.DataFrame, on_o2: np.ndarray, o: GradingOptions) -> np.ndarray:
+    """Supplemental oxygen at FiO2 >= threshold (missing FiO2: by device, see options)."""
+    fio2 = _num(d["fio2_pct"])
+    dev = d["oxygen"].fillna("none").to_numpy()
+    by_device = np.isin(dev, list(o.fio2_ge40_devices_if_missing))
+    return on_o2 & np.where(np.isnan(fio2), by_device, fio2 >= o.fio2_high_pct)
+
+
+def _astct_components(d: pd.DataFrame, organ: pd.DataFrame, o: GradingOptions) -> list[Component]:
+    """ASTCT 2019 hypotension and hypoxia components (organ toxicity does not change the grade)."""
+    n, vp, hypo = _pressors(d, o, astct=True)
+    hypotension = _pick([n >= 2, n == 1, vp, hypo], [4, 3, 3, 2],
+                        ["hypotension:multi_pressor", "hypotension:one_pressor",
+                         "hypotension:vasopressin", "hypotension:no_pressor"])
+    dev = d["oxygen"].fillna("none").to_numpy()
+    flow = _num(d["o2_flow_l_min"])
+    over = (dev == "low_flow") & (flow > o.low_flow_max_l_min)
+    pos = np.isin(dev, ["cpap", "bipap", "mechanical_ventilation"])
+    mask3 = np.isin(dev, ["high_flow", "facemask", "nonrebreather", "venturi"])
+    hypoxia = _pick([pos, mask3, over, dev == "low_flow"], [4, 3, 3, 2],
+                    [np.char.add("hypoxia:", dev.astype(str)), np.char.add("hypoxia:", dev.astype(str)),
+                     "hypoxia:low_flow_over_limit", "hypoxia:low_flow"])
+    return [hypotension, hypoxia]
+
+
+def _oxygen_state(d: pd.DataFrame, o: GradingOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(on supplemental oxygen, on ventilator support) per row."""
+    dev = d["oxygen"].fillna("none").to_numpy()
+    return dev != "none", np.isin(dev, list(o.ventilator_support_devices))
+
+
+def _lee_organ(organ: pd.DataFrame) -> Component:
+    """Lee 2014 organ rule: CTCAE grade 2/3/4 organ toxicity -> 2/3/4; transaminitis grade 4 -> 3."""
+    parts = []
+    for a in ORGAN_ANALYTES:
+        g = organ[a].to_numpy()
+        if a in ("alt", "ast"):
+            parts.append(_pick([g >= 3, g == 2], [3, 2], [f"organ:{a}_ctcae3+", f"organ:{a}_ctcae2"]))
+        else:
+            parts.append(_pick([g >= 4, g == 3, g == 2], [4, 3, 2],
+                               [f"organ:{a}_ctcae4", f"organ:{a}_ctcae3", f"organ:{a}_ctcae2"]))
+    return _worst(parts)
+
+
+def _lee_components(d: pd.DataFrame, organ: pd.DataFrame, o: GradingOptions) -> list[Component]:
+    """Lee 2014 Table 2: FiO2 < / >= 40 %, ventilator, pressor number and dose, organ toxicity."""
+    n, vp, hypo = _pressors(d, o, astct=False)
+    high = _high_dose(d, vp, o)
+    hypotension = _pick([n >= 2, (n == 1) & high, n == 1, hypo], [3, 3, 2, 2],
+                        ["hypotension:multi_pressor", "hypotension:high_dose_pressor",
+                         "hypotension:low_dose_pressor", "hypotension:no_pressor"])
+    on_o2, vent = _oxygen_state(d, o)
+    hypoxia = _pick([vent, _fio2_high(d, on_o2, o), on_o2], [4, 3, 2],
+                    ["hypoxia:ventilator", "hypoxia:fio2_high", "hypoxia:fio2_low"])
+    return [hypotension, hypoxia, _lee_organ(organ)]
+
+
+def _ctcae_components(d: pd.DataFrame, organ: pd.DataFrame, o: GradingOptions) -> list[Component]:
+    """CTCAE v5.0 CRS: fluids-responsive hypotension/ <40 % O2 -> 2; one pressor/ >=40 % O2 -> 3."""
+    n, _, hypo = _pressors(d, o, astct=False)
+    hypotension = _pick([n >= o.ctcae_grade4_min_pressors, n >= 1, hypo], [4, 3, 2],
+                        ["hypotension:multi_pressor", "hypotension:one_pressor",
+                         "hypotension:no_pressor"])
+    on_o2, vent = _oxygen_state(d, o)
+    hypoxia = _pick([vent, _fio2_high(d, on_o2, o), on_o2], [4, 3, 2],
+                    ["hypoxia:ventilator", "hypoxia:fio2_high", "hypoxia:fio2_low"])
+    return [hypotension, hypoxia]
+
+
+def _penn_organ(organ: pd.DataFrame, o: GradingOptions) -> Component:
+    """Porter 2018: creatinine grade 2 -> 2, >= 3 -> 3; LFT grade 3 -> 2, grade 4 -> 3."""
+    cre = organ["creatinine"].to_numpy()
+    parts = [_pick([cre >= 3, cre == 2], [3, 2], ["organ:creatinine_ctcae3+", "organ:creatinine_ctcae2"])]
+    for a in o.penn_lft_analytes:
+        g = organ[a].to_numpy()
+        parts.append(_pick([g >= 4, g == 3], [3, 2], [f"organ:{a}_ctcae4", f"organ:{a}_ctcae3"]))
+    return _worst(parts)
+
+
+def _penn_components(d: pd.DataFrame, organ: pd.DataFrame, o: GradingOptions) -> list[Component]:
+    """Porter 2018 Penn scale: hypotension, oxygen, coagulopathy, organ dysfunction."""
+    n, vp, hypo = _pressors(d, o, astct=False)
+    high = _high_dose(d, vp, o) | ((n >= 2) & o.penn_multiple_pressors_high_dose)
+    boluses = _optional(d, "fluid_boluses", o.penn_min_fluid_boluses if o.penn_assume_multiple_boluses else 0)
+    hypotension = _pick([(n >= 1) & high, n >= 1, hypo & (boluses >= o.penn_min_fluid_boluses), hypo],
+                        [4, 3, 3, 2],
+                        ["hypotension:high_dose_pressor", "hypotension:low_dose_pressor",
+                         "hypotension:fluid_boluses", "hypotension:no_pressor"])
+    on_o2, vent = _oxygen_state(d, o)
+    hypoxia = _pick([vent, on_o2], [4, 3], ["hypoxia:ventilator", "hypoxia:supplemental_o2"])
+    coag = _pick([_optional(d, "coag_replacement", 0) == 1], [3], ["coagulopathy:replacement"])
+    return [hypotension, hypoxia, coag, _penn_organ(organ, o)]
+
+
+def _worst(parts: list[Component]) -> Component:
+    """Row-wise maximum grade; label joins (with '+') every part that reaches it."""
+    g = np.max(np.vstack([p[0] for p in parts]), axis=0)
+    labels = [
+        "+".join(str(p[1][i]) for p in parts if p[0][i] == g[i] and g[i] > 0 and p[1][i])
+        for i in range(len(g))
+    ]
+    return g.astype(int), np.array(labels, dtype=object)
+
+
+_COMPONENTS = {"astct": _astct_components, "lee2014": _lee_components,
+               "ctcae5": _ctcae_components, "penn": _penn_components}
+
+
+# ------------------------------------------------------------------------------ public API
+
+
+def grade_daily(daily: pd.DataFrame, system: str = "astct", labs: pd.DataFrame | None = None,
+                options: GradingOptions = GradingOptions()) -> pd.DataFrame:
+    """Grade CRS per patient-day under one scale; returns patient_id, day, system, fever,
+    crs_day, grade (int 0-4) and driver (the rule that set the grade, '+'-joined on ties).
+
+    Grade 1 = CRS day with qualifying fever and nothing worse; a CRS day with neither fever nor
+    any graded sign (fever masked after tocilizumab, signs resolved) is grade 0, driver 'none'.
+    """
+    if system not in _COMPONENTS:
+        raise ValueError(f"unknown CRS grading system {system!r}; choose one of {SYSTEMS}")
+    check_daily(daily)
+    d = daily.sort_values(["patient_id", "day"]).reset_index(drop=True)
+    fever, crs_day = _crs_gate(d, options)
+    organ = _organ_for_days(d, labs, options)
+    fever_part = (fever.astype(int), np.where(fever, "fever", "").astype(object))
+    grade, driver = _worst([fever_part] + _COMPONENTS[system](d, organ, options))
+    gated = crs_day if (system == "astct" or options.fever_gate_all_systems) else np.ones(len(d), bool)
+    grade = np.where(gated, grade, 0)
+    driver = np.where(grade > 0, driver, "none")
+    return pd.DataFrame({
+        "patient_id": d["patient_id"].to_numpy(), "day": d["day"].to_numpy(dtype=float),
+        "system": system, "fever": fever, "crs_day": crs_day,
+        "grade": grade.astype("int64"), "driver": driver.astype(str),
+    })
+
+
+def _summarise_one(g: pd.DataFrame) -> dict:
+    """Onset, resolution, duration and day of maximum for one patient's graded days."""
+    g = g.sort_values("day")
+    days, grades = g["day"].to_numpy(dtype=float), g["grade"].to_numpy()
+    crs = grades >= 1
+    if not crs.any():
+        return {"crs_any": False, "max_grade": 0, "onset_day": np.nan, "resolution_day": np.nan,
+                "duration_days": np.nan, "crs_days": 0, "day_of_max": np.nan}
+    onset, last = days[crs][0], days[crs][-1]
+    after = days[(days > last)]
+    return {"crs_any": True, "max_grade": int(grades.max()), "onset_day": onset,
+            "resolution_day": after[0] if len(after) else np.nan,
+            "duration_days": last - onset + 1.0, "crs_days": int(crs.sum()),
+            "day_of_max": days[np.argmax(grades)]}
+
+
+def summarise_patients(graded: pd.DataFrame, patients: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per patient: crs_any, max_grade (0-5), onset/resolution day, duration, day of max.
+
+    onset_day = first day graded >= 1; resolution_day = first recorded day after the last CRS day
+    (NaN if CRS lasts to the end of the records); duration_days = last CRS day - onset + 1
+    (calendar days, one row per day assumed; intermittent grade-0 days inside are included);
+    crs_days = number of days graded >= 1; day_of_max = first day at the maximum daily grade.
+    Patients only in `patients` get grade 0. death_cause == 'crs' gives max_grade 5 (ASTCT 2019,
+    Lee 2014, CTCAE v5.0, Porter 2018: grade 5 = death due to CRS), crs_any True and day_of_max =
+    os_days when that column is present.
+    """
+    if "system" in graded.columns and graded["system"].nunique() > 1:
+        raise ValueError("graded table mixes grading systems; summarise one system at a time")
+    rows = {pid: _summarise_one(g) for pid, g in graded.groupby("patient_id", sort=True)}
+    ids = set(rows) | (set(patients["patient_id"]) if patients is not None else set())
+    empty = _summarise_one(pd.DataFrame({"day": [], "grade": []}))
+    out = pd.DataFrame([{"patient_id": p, **rows.get(p, empty)} for p in sorted(ids)],
+                       columns=["patient_id", *empty])
+    if patients is not None and "death_cause" in patients.columns:
+        p = patients.set_index("patient_id").reindex(out["patient_id"])
+        died = (p["death_cause"] == "crs").fillna(False).to_numpy(dtype=bool)
+        out.loc[died, "max_grade"] = 5
+        out.loc[died, "crs_any"] = True
+        if "os_days" in p.columns:
+            out.loc[died, "day_of_max"] = p["os_days"].to_numpy(dtype=float)[died]
+    return out.astype({"crs_any": bool, "max_grade": "int64", "crs_days": "int64"})
+
+
+def crs_table(daily: pd.DataFrame, patients: pd.DataFrame | None, system: str = "astct",
+              labs: pd.DataFrame | None = None,
+              options: GradingOptions = GradingOptions()) -> pd.DataFrame:
+    """Per-patient CRS summary under one scale (grade_daily then summarise_patients)."""
+    out = summarise_patients(grade_daily(daily, system, labs, options), patients)
+    return out.assign(system=system)
+
+
+def agreement_table(daily: pd.DataFrame, patients: pd.DataFrame | None,
+                    systems: tuple[str, ...] = SYSTEMS, labs: pd.DataFrame | None = None,
+                    severe_grade: int = 3,
+                    options: GradingOptions = GradingOptions()) -> pd.DataFrame:
+    """Wide table of per-patient max grade under each scale, plus `severe_agree` (all scales put
+    the patient on the same side of `severe_grade`); re-grading shows where scales disagree."""
+    wide = None
+    for s in systems:
+        t = crs_table(daily, patients, s, labs, options)[["patient_id", "max_grade"]]
+        t = t.rename(columns={"max_grade": s})
+        wide = t if wide is None else wide.merge(t, on="patient_id", how="outer")
+    severe = wide[list(systems)] >= severe_grade
+    wide["severe_agree"] = severe.all(axis=1) | (~severe).all(axis=1)
+    return wide.sort_values("patient_id").reset_index(drop=True)
+
+
+def severe_switches(max_grades: pd.DataFrame, severe_grade: int = 3) -> pd.DataFrame:
+    """Per pair of scales: patients severe under each, under both, under one only, and switches.
+
+    `max_grades` is the agreement_table output; scale columns are those named in SYSTEMS.
+    """
+    systems = [c for c in max_grades.columns if c in SYSTEMS]
+    if len(systems) < 2:
+        raise ValueError(f"need at least two scale columns among {SYSTEMS}; got {systems}")
+    rows = []
+    for a, b in combinations(systems, 2):
+        sa, sb = max_grades[a] >= severe_grade, max_grades[b] >= severe_grade
+        rows.append({"system_a": a, "system_b": b, "n_patients": len(max_grades),
+                     "n_severe_a": int(sa.sum()), "n_severe_b": int(sb.sum()),
+                     "n_both_severe": int((sa & sb).sum()), "n_severe_a_only": int((sa & ~sb).sum()),
+                     "n_severe_b_only": int((~sa & sb).sum()), "n_switch": int((sa != sb).sum()),
+                     "severe_grade": severe_grade})
+    return pd.DataFrame(rows)
+
+
+def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None = None) -> Axes:
+    """One lane per patient: daily CRS grade as coloured cells; tocilizumab (v) and steroid (x)."""
+    ax = ax if ax is not None else plt.subplots(figsize=(8, 0.3 * graded["patient_id"].nunique() + 1))[1]
+    ids = sorted(graded["patient_id"].unique())
+    lane = {p: i for i, p in enumerate(ids)}
+    y = graded["patient_id"].map(lane).to_numpy()
+    for grade in range(len(GRADE_COLOURS) - 1):
+        sel = graded["grade"].to_numpy() == grade
+        if sel.any():
+            ax.barh(y[sel], 1.0, left=graded["day"].to_numpy(dtype=float)[sel] - 0.5, height=0.8,
+                    color=GRADE_COLOURS[grade], edgecolor="white", linewidth=0.3)
+    d = daily[daily["patient_id"].isin(ids)]
+    for col, marker, name in (("tocilizumab", "v", "tocilizumab"), ("steroids", "x", "steroids")):
+        given = d[pd.to_numeric(d[col], errors="coerce").fillna(0) == 1]
+        ax.scatter(given["day"].astype(float), given["patient_id"].map(lane) + 0.25, marker=marker,
+                   color="black", s=18, zorder=3, label=name)
+    handles = [Patch(color=GRADE_COLOURS[g], label=f"grade {g}") for g in range(5)]
+    handles += ax.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    ax.set_yticks(range(len(ids)), ids)
+    ax.invert_yaxis()
+    ax.set_xlabel("day after infusion")
+    ax.set_ylabel("patient")
+    return ax

@@ -1,0 +1,104 @@
+"""Per-patient facts derived once and used by every chapter (remission, CRS grade, peak expansion, ...).
+
+No chapter recomputes these: the survival chapter's severe-CRS flag and peak expansion are the
+same numbers the CRS and kinetics chapters show.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers import crs, kinetics
+from helpers.cohort import Cohort
+
+OXYGEN_RANK = {"none": 0, "low_flow": 1, "high_flow": 2, "facemask": 2, "nonrebreather": 2, "venturi": 2,
+               "cpap": 3, "bipap": 3, "mechanical_ventilation": 4}
+
+
+def crs_grades(cohort: Cohort) -> pd.DataFrame:
+    """Maximum CRS grade per patient: graded from daily.csv with the cohort's system, else as reported.
+
+    Columns: patient_id, crs_grade (Int64), crs_onset_day, crs_duration_days, crs_grade_source.
+    """
+    p = cohort.patients[["patient_id"]].copy()
+    system = cohort.settings.crs_system
+    if cohort.has("daily"):
+        table = crs.crs_table(cohort.daily, cohort.patients, system=system, labs=cohort.labs)
+        out = p.merge(table[["patient_id", "max_grade", "onset_day", "duration_days"]], on="patient_id", how="left")
+        out = out.rename(columns={"max_grade": "crs_grade", "onset_day": "crs_onset_day",
+                                  "duration_days": "crs_duration_days"})
+        out["crs_grade_source"] = f"graded from daily record ({crs_system_label(system)})"
+    elif cohort.has_columns("crs_grade_reported"):
+        out = p.assign(crs_grade=cohort.patients["crs_grade_reported"], crs_onset_day=np.nan,
+                       crs_duration_days=np.nan, crs_grade_source="as reported by the centre")
+    else:
+        out = p.assign(crs_grade=pd.NA, crs_onset_day=np.nan, crs_duration_days=np.nan, crs_grade_source="not available")
+    out["crs_grade"] = out["crs_grade"].astype("Int64")
+    return out
+
+
+def crs_system_label(system: str) -> str:
+    """Readable name of a CRS grading system code."""
+    return {"astct": "ASTCT 2019 consensus", "lee2014": "Lee 2014", "ctcae5": "CTCAE v5.0",
+            "penn": "Penn scale"}.get(system, system)
+
+
+def patient_table(cohort: Cohort) -> pd.DataFrame:
+    """The patients table plus every derived per-patient fact the chapters use.
+
+    Added columns: remission (bool), crs_grade, crs_any, severe_crs (nullable boolean),
+    crs_onset_day, crs_duration_days, crs_grade_source, peak_copies and log10_peak (from
+    helpers.kinetics.peak_expansion), cd4_cd8_ratio, log10_dose, event_type for competing risks
+    (0 censored, 1 relapse/progression, 2 death without prior relapse/progression).
+    """
+    s = cohort.settings
+    df = cohort.patients.copy()
+    df["remission"] = df["best_response"].isin(s.remission_responses)
+    df = df.merge(crs_grades(cohort), on="patient_id", how="left")
+    grade = df["crs_grade"]
+    df["crs_any"] = (grade >= 1).astype("boolean")
+    df["severe_crs"] = (grade >= s.severe_crs_grade).astype("boolean")
+    if cohort.has("kinetics"):
+        df = df.merge(kinetics.peak_expansion(cohort.kinetics), on="patient_id", how="left")
+    else:
+        df["peak_copies"] = np.nan
+        df["log10_peak"] = np.nan
+    if cohort.has_columns("product_cd4_pct", "product_cd8_pct"):
+        df["cd4_cd8_ratio"] = df["product_cd4_pct"] / df["product_cd8_pct"]
+    if cohort.has_columns("car_dose_per_kg"):
+        df["log10_dose"] = np.log10(df["car_dose_per_kg"].where(df["car_dose_per_kg"] > 0))
+    if cohort.has_columns("pfs_days", "pfs_event"):
+        df["event_type"] = _event_type(df)
+    return df
+
+
+def _event_type(df: pd.DataFrame) -> pd.Series:
+    """Competing-risk coding: a PFS event that is a death on the PFS day, not from relapse, is NRM (2)."""
+    death_at_pfs = df["os_event"].eq(1) & df["os_days"].eq(df["pfs_days"])
+    not_relapse = ~df.get("death_cause", pd.Series(pd.NA, index=df.index)).eq("relapse").fillna(False)
+    nrm = df["pfs_event"].eq(1) & death_at_pfs & not_relapse
+    out = np.where(df["pfs_event"].eq(1).fillna(False), np.where(nrm.fillna(False), 2, 1), 0)
+    return pd.Series(out, index=df.index).where(df["pfs_event"].notna()).astype("Int64")
+
+
+def vital_extremes(daily: pd.DataFrame, window: tuple[float, float] = (0, 28)) -> pd.DataFrame:
+    """Per patient over the window: highest temperature, lowest SBP, most vasopressors, most oxygen support."""
+    d = daily[(daily["day"] >= window[0]) & (daily["day"] <= window[1])]
+    g = d.assign(oxygen_rank=d["oxygen"].map(OXYGEN_RANK)).groupby("patient_id")
+    out = pd.DataFrame({
+        "temp_max_c": g["temp_max_c"].max(),
+        "sbp_min_mmhg": g["sbp_min_mmhg"].min(),
+        "vasopressors_max": g["vasopressors"].max().astype("float"),
+        "any_vasopressor": g.apply(lambda x: bool(((x["vasopressors"].fillna(0) > 0) |
+                                                   (x["vasopressin"].fillna(0) > 0)).any()), include_groups=False),
+        "any_oxygen": g["oxygen_rank"].max() > 0,
+    })
+    return out.reset_index()
+
+
+def lab_extremes(labs: pd.DataFrame, window: tuple[float, float] = (0, 28)) -> pd.DataFrame:
+    """Per patient over the window: the highest (`{analyte}_max`) and lowest (`{analyte}_min`) value of each analyte."""
+    d = labs[(labs["day"] >= window[0]) & (labs["day"] <= window[1])]
+    wide = d.groupby(["patient_id", "analyte"])["value"].agg(["max", "min"]).unstack("analyte")
+    wide.columns = [f"{analyte}_{stat}" for stat, analyte in wide.columns]
+    return wide[sorted(wide.columns)].reset_index()

@@ -1,0 +1,365 @@
+"""Tests for helpers.kinetics: hand-computed NCA answers (worked in the comments) and PKNCA cross-checks."""
+from __future__ import annotations
+
+import math
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from helpers.kinetics import (  # noqa: E402
+    CONC,
+    BLQRule,
+    apply_blq,
+    auc_interval,
+    doubling_time,
+    geometric_summary,
+    nca,
+    nca_summary,
+    peak_expansion,
+    plot_points_box,
+    plot_spaghetti,
+    spearman_ci,
+    terminal_half_life,
+)
+
+LN2 = math.log(2)
+
+
+def _kin(profiles: dict[str, tuple[list[float], list[float]]]) -> pd.DataFrame:
+    """Long kinetics table from {patient_id: (days, conc)}."""
+    rows = [{"patient_id": pid, "day": float(d), CONC: float(c)}
+            for pid, (days, conc) in profiles.items() for d, c in zip(days, conc)]
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- AUC rules
+def test_linear_vs_log_down_three_points():
+    # days 0, 2, 4; conc 0, 8, 2.
+    # linear:   2*(0+8)/2 + 2*(8+2)/2 = 8 + 10 = 18
+    # log-down: rising 0->8 linear = 8; falling 8->2 log = 2*(2-8)/ln(2/8) = -12/-1.386294 = 8.656170
+    #           total 16.656170
+    days, conc = [0, 2, 4], [0, 8, 2]
+    assert auc_interval(days, conc, 0, 4, method="linear") == pytest.approx(18.0)
+    assert auc_interval(days, conc, 0, 4) == pytest.approx(16.656170245, rel=1e-9)
+
+
+def test_two_zeros_integrate_to_zero():
+    # days 0,2,4,6,8; conc 0,0,6,0,0: 0->2 two zeros = 0; 2->4 rising linear 2*6/2 = 6;
+    # 4->6 falling to 0 -> linear 6; 6->8 two zeros = 0. Total 12; [0, 2] alone is 0.
+    days, conc = [0, 2, 4, 6, 8], [0, 0, 6, 0, 0]
+    assert auc_interval(days, conc, 0, 2) == 0.0
+    assert auc_interval(days, conc, 0, 8) == pytest.approx(12.0)
+    assert auc_interval(days, conc, 6, 8) == 0.0
+
+
+def test_falling_segment_to_zero_is_linear():
+    # days 0,2,4; conc 0,6,0. The fall 6->0 cannot use the log rule (ln 0): linear 2*6/2 = 6.
+    # Total 6 + 6 = 12, the same as the all-linear method.
+    assert auc_interval([0, 2, 4], [0, 6, 0], 0, 4) == pytest.approx(12.0)
+    assert auc_interval([0, 2, 4], [0, 6, 0], 0, 4, method="linear") == pytest.approx(12.0)
+
+
+def test_all_blq_profile_has_zero_auc_and_empty_has_nan():
+    # PKNCA pk.calc.aucint returns 0 for an all-BLQ profile, even past the last sample.
+    assert auc_interval([0, 7, 14], [0, 0, 0], 0, 28) == 0.0
+    assert math.isnan(auc_interval([], [], 0, 28))
+
+
+def test_interval_end_interpolated_between_samples():
+    # days 0, 14, 35; conc 0, 1000, 100; no sample on day 28 (between 14 and 35).
+    # log-down: C28 = exp(ln1000 + (14/21)(ln100 - ln1000)) = 1000 * 0.1^(2/3) = 215.443469
+    #   0->14 linear 14*1000/2 = 7000; 14->28 log 14*(215.443469-1000)/ln(0.215443469) = 7155.300015
+    #   total 14155.300015
+    # linear: C28 = 1000 - 900*14/21 = 400; 14->28 = 14*(1000+400)/2 = 9800; total 16800
+    days, conc = [0, 14, 35], [0, 1000, 100]
+    assert auc_interval(days, conc, 0, 28) == pytest.approx(14155.300015, rel=1e-9)
+    assert auc_interval(days, conc, 0, 28, method="linear") == pytest.approx(16800.0)
+
+
+def test_extrapolation_past_last_sample_uses_half_life():
+    # days 0,4,7,14,21; conc 0,2000,1600,800,400. Tmax = 4; points after Tmax (7,14,21) halve every
+    # 7 days -> lambda_z = ln2/7 exactly. AUC 0-28 (lin-up/log-down):
+    #   0->4 linear 4*2000/2 = 4000
+    #   4->7 log 3*(1600-2000)/ln(0.8) = 5377.70;  7->14 log 7*800/ln2 = 8079.09;  14->21 log 7*400/ln2 = 4039.55
+    #   21->28 extrapolated: Clast*(1 - exp(-lambda_z*7))/lambda_z = 400*0.5*7/ln2 = 2019.77
+    #   total 23516.1155
+    # linear method: 4000 + 3*3600/2 + 7*2400/2 + 7*1200/2 + 2019.77 = 24019.7731 (extrapolation stays exponential)
+    days, conc = [0, 4, 7, 14, 21], [0, 2000, 1600, 800, 400]
+    assert auc_interval(days, conc, 0, 28) == pytest.approx(23516.1155419813, rel=1e-9)
+    assert auc_interval(days, conc, 0, 28, method="linear") == pytest.approx(24019.77305724455, rel=1e-9)
+
+
+def test_no_half_life_means_nan_past_last_quantifiable_sample():
+    # days 0,7,14; conc 0,1000,500: only 1 point after Tmax -> no lambda_z -> AUC 0-28 is NaN (PKNCA NA).
+    # Up to day 14 no extrapolation is needed: 7*1000/2 + 7*(500-1000)/ln(0.5) = 3500 + 5049.43 = 8549.43
+    assert math.isnan(auc_interval([0, 7, 14], [0, 1000, 500], 0, 28))
+    assert auc_interval([0, 7, 14], [0, 1000, 500], 0, 14) == pytest.approx(8549.432643, rel=1e-9)
+
+
+def test_trailing_blq_sample_ends_the_curve_without_half_life():
+    # days 0,7,14,21; conc 0,1000,500,0: last sample is BLQ, so the curve is 0 after day 21.
+    # 3500 + 5049.43 + 14->21 linear 7*500/2 = 1750 -> 10299.43 (no half-life needed)
+    assert auc_interval([0, 7, 14, 21], [0, 1000, 500, 0], 0, 28) == pytest.approx(10299.432643, rel=1e-9)
+
+
+def test_start_before_first_sample_starts_from_zero():
+    # single sample on day 14 (1000): PKNCA conc.origin = 0 at day 0, linear rise: 14*1000/2 = 7000
+    assert auc_interval([14], [1000], 0, 14) == pytest.approx(7000.0)
+
+
+def test_pknca_aucint_inf_traced_cross_check():
+    # PKNCA tests/testthat/test-aucint.R, "AUCinf is traced": conc 8,4,2,1 at times 0..3, interval (0, 4),
+    # lambda.z = ln2, clast = 1 equals pk.calc.auc of conc 8,4,2,1,0.5 at 0..4 (lin up/log down), i.e.
+    # sum over falling segments of (t2-t1)(c2-c1)/ln(c2/c1) = (4 + 2 + 1 + 0.5)/ln2 = 7.5/ln2 = 10.820213.
+    # Here lambda_z comes from our own fit of (1,4), (2,2), (3,1): exactly ln2.
+    assert auc_interval([0, 1, 2, 3], [8, 4, 2, 1], 0, 4) == pytest.approx(7.5 / LN2, rel=1e-12)
+
+
+def test_pknca_log_extrapolation_issue_203_cross_check():
+    # PKNCA test-aucint.R (#203): conc 0,1,2,0.75,0.5,0.2 at 0..5; AUC(0,6) - AUC(0,5)
+    # = (6-5)(clast - c6)/ln(clast/c6), c6 = clast*exp(-lambda_z), with either interpolation method.
+    days, conc = [0, 1, 2, 3, 4, 5], [0, 1, 2, 0.75, 0.5, 0.2]
+    lam = terminal_half_life(days, conc, tmax=2)["lambda_z"]
+    c6 = 0.2 * math.exp(-lam)
+    expected = (0.2 - c6) / math.log(0.2 / c6)
+    for method in ("lin-up/log-down", "linear"):
+        diff = auc_interval(days, conc, 0, 6, method) - auc_interval(days, conc, 0, 5, method)
+        assert diff == pytest.approx(expected, rel=1e-10)
+
+
+def test_auc_rejects_bad_input():
+    with pytest.raises(ValueError, match="method"):
+        auc_interval([0, 1], [1, 2], method="log")
+    with pytest.raises(ValueError, match="same day"):
+        auc_interval([0, 1, 1], [1, 2, 3])
+    with pytest.raises(ValueError, match="after start"):
+        auc_interval([0, 1], [1, 2], start=5, end=5)
+
+
+# ----------------------------------------------------------------------------- BLQ rule
+BLQ_PROFILE = pd.DataFrame({"day": [0, 1, 4, 7, 10, 14, 21], CONC: [0, 0, 100, 0, 50, 0, 0]})
+# leading zeros: days 0, 1; middle zero: day 7; trailing zeros: days 14, 21
+
+
+@pytest.mark.parametrize(
+    ("rule", "kept_days"),
+    [
+        (BLQRule(), [0, 1, 4, 10, 14, 21]),  # PKNCA default: keep first, drop middle, keep last
+        (BLQRule("keep", "keep", "keep"), [0, 1, 4, 7, 10, 14, 21]),
+        (BLQRule("drop", "drop", "drop"), [4, 10]),
+        (BLQRule("drop", "keep", "keep"), [4, 7, 10, 14, 21]),
+        (BLQRule("keep", "drop", "drop"), [0, 1, 4, 10]),
+    ],
+)
+def test_blq_rule_first_middle_last(rule, kept_days):
+    assert apply_blq(BLQ_PROFILE, rule)["day"].tolist() == kept_days
+
+
+def test_blq_all_zero_profile_counts_as_leading_zeros():
+    # PKNCA clean.conc.blq: with no quantifiable sample every BLQ is a "first" one.
+    zeros = pd.DataFrame({"day": [0, 7, 14], CONC: [0, 0, 0]})
+    assert len(apply_blq(zeros)) == 3
+    assert len(apply_blq(zeros, BLQRule(last="drop"))) == 3
+    assert len(apply_blq(zeros, BLQRule(first="drop"))) == 0
+
+
+def test_blq_per_patient_and_missing_dropped():
+    df = pd.DataFrame({"patient_id": ["P02", "P02", "P02", "P01", "P01", "P01"],
+                       "day": [0, 7, 14, 14, 7, 0], CONC: [5, 0, 5, np.nan, 0, 3]})
+    out = apply_blq(df)
+    # P01: day 14 missing -> dropped; day 7 is then trailing -> kept. P02: day 7 is middle -> dropped.
+    assert list(zip(out["patient_id"], out["day"])) == [("P01", 0), ("P01", 7), ("P02", 0), ("P02", 14)]
+
+
+def test_blq_rule_validates():
+    with pytest.raises(ValueError, match="middle"):
+        BLQRule(middle="impute")
+
+
+def test_middle_zero_is_dropped_before_auc_in_nca():
+    # days 0,7,10,14,21,28; conc 0,1000,0,800,400,200 (day 10 is a middle BLQ).
+    # default rule drops day 10: 3500 + 7*(800-1000)/ln(0.8) + 7*400/ln2 + 7*200/ln2
+    #   = 3500 + 6273.99 + 4039.55 + 2019.77 = 15833.31
+    # keeping it: 3500 + 3*1000/2 + 4*800/2 + 4039.55 + 2019.77 = 12659.32
+    kin = _kin({"P01": ([0, 7, 10, 14, 21, 28], [0, 1000, 0, 800, 400, 200])})
+    expected_drop = 3500 + 7 * -200 / math.log(0.8) + 7 * 400 / LN2 + 7 * 200 / LN2
+    assert expected_drop == pytest.approx(15833.31, abs=0.01)
+    assert nca(kin)["auc_0_28"].iloc[0] == pytest.approx(expected_drop, rel=1e-12)
+    kept = nca(kin, blq=BLQRule(middle="keep"))["auc_0_28"].iloc[0]
+    assert kept == pytest.approx(3500 + 1500 + 1600 + 7 * 400 / LN2 + 7 * 200 / LN2, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- half-life, doubling
+def test_half_life_exact_exponential():
+    # C = 100 exp(-0.3 t) at t = 0..5; Tmax = 0, points strictly after it: t = 1..5 (5 points).
+    # Every fit is exact (adj R^2 = 1), so the one with most points wins: lambda_z = 0.3,
+    # half-life = ln2/0.3 = 2.310491
+    t = np.arange(6.0)
+    res = terminal_half_life(t, 100 * np.exp(-0.3 * t), tmax=0.0)
+    assert res["lambda_z"] == pytest.approx(0.3, rel=1e-12)
+    assert res["half_life"] == pytest.approx(LN2 / 0.3, rel=1e-12)
+    assert (res["n_points"], res["first_day"], res["last_day"]) == (5, 1.0, 5.0)
+    assert res["adj_r2"] == pytest.approx(1.0)
+
+
+def test_half_life_prefers_better_adjusted_r2_over_more_points():
+    # Tail days 3,4,5 = 400,200,100 is exact (adj R^2 = 1, lambda = ln2); adding day 2 (300, off the line)
+    # lowers adj R^2 by far more than 1e-4, so PKNCA keeps the 3-point fit: half-life 1 day.
+    res = terminal_half_life([0, 1, 2, 3, 4, 5], [1000, 500, 300, 400, 200, 100], tmax=0)
+    assert res["n_points"] == 3
+    assert res["half_life"] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_half_life_none_with_too_few_points_or_rising_tail():
+    few = terminal_half_life([0, 7, 14], [1000, 500, 250], tmax=0)  # 2 points after Tmax
+    rising = terminal_half_life([0, 7, 14, 21, 28], [1000, 100, 200, 400, 800], tmax=0)
+    for res in (few, rising):
+        assert math.isnan(res["half_life"]) and math.isnan(res["lambda_z"]) and res["n_points"] == 0
+    with pytest.raises(ValueError):
+        terminal_half_life([0, 1, 2], [3, 2, 1], tmax=0, min_points=2)
+
+
+def test_doubling_time_exact_growth():
+    # days 0,1,4,7; conc 0,100,800,6400: x8 every 3 days -> slope ln8/3 = ln2 -> doubling time 1 day.
+    # Window: first quantifiable (day 1) to Tmax (day 7): 3 points.
+    res = doubling_time([0, 1, 4, 7, 14], [0, 100, 800, 6400, 1000], tmax=7)
+    assert res["doubling_time"] == pytest.approx(1.0, rel=1e-12)
+    assert res["n_points"] == 3 and res["adj_r2"] == pytest.approx(1.0)
+    short = doubling_time([0, 4, 7], [0, 800, 6400], tmax=7)  # 2 points < 3
+    assert math.isnan(short["doubling_time"]) and short["n_points"] == 0
+
+
+# ----------------------------------------------------------------------------- nca per patient
+def test_nca_tmax_first_on_ties_and_columns():
+    # P01: 500 on days 7 and 14 -> Tmax = 7 (first); Tlast = 21, Clast = 100.
+    kin = _kin({"P01": ([0, 7, 14, 21], [0, 500, 500, 100])})
+    out = nca(kin)
+    assert list(out.columns) == ["patient_id", "n_samples", "cmax", "tmax", "auc_0_28", "tlast", "clast",
+                                 "persistence_day", "doubling_time", "doubling_adj_r2", "half_life",
+                                 "half_life_adj_r2", "half_life_n"]
+    row = out.iloc[0]
+    assert (row["cmax"], row["tmax"], row["tlast"], row["clast"], row["persistence_day"]) == (500, 7, 21, 100, 21)
+    assert "auc_0_21" in nca(kin, end=21).columns
+
+
+def test_nca_single_sample_patient():
+    # One sample, day 14 = 1000: Cmax 1000, Tmax = Tlast = 14. AUC 0-28 needs extrapolation past day 14
+    # and no half-life exists -> NaN (by design, never truncated at Tlast). No doubling time.
+    row = nca(_kin({"P01": ([14], [1000])})).iloc[0]
+    assert (row["n_samples"], row["cmax"], row["tmax"], row["tlast"], row["clast"]) == (1, 1000, 14, 14, 1000)
+    assert math.isnan(row["auc_0_28"]) and math.isnan(row["half_life"]) and row["half_life_n"] == 0
+    assert math.isnan(row["doubling_time"])
+
+
+def test_nca_patient_without_detectable_expansion():
+    # All BLQ: Cmax 0, AUC 0, and Tmax/Tlast/Clast NaN (PKNCA: no peak time exists; a Tmax of day 0
+    # would pull the cohort's median Tmax down).
+    row = nca(_kin({"P01": ([0, 7, 14, 28], [0, 0, 0, 0])})).iloc[0]
+    assert row["cmax"] == 0 and row["auc_0_28"] == 0 and row["n_samples"] == 4
+    assert all(math.isnan(row[c]) for c in ("tmax", "tlast", "clast", "persistence_day", "half_life"))
+
+
+def test_nca_full_profile_matches_hand_values():
+    # P01 = the extrapolation profile above (AUC 23516.1155, half-life 7, 3 points);
+    # P02 = exact doubling then exact halving: days 0,1,4,7,14,21,28 conc 0,100,800,6400,3200,1600,800
+    #   Tmax 7; doubling time 1 day (3 points); half-life 7 days from days 14,21,28.
+    kin = _kin({"P01": ([0, 4, 7, 14, 21], [0, 2000, 1600, 800, 400]),
+                "P02": ([0, 1, 4, 7, 14, 21, 28], [0, 100, 800, 6400, 3200, 1600, 800])})
+    out = nca(kin).set_index("patient_id")
+    assert out.loc["P01", "auc_0_28"] == pytest.approx(23516.1155419813, rel=1e-9)
+    assert out.loc["P01", "half_life"] == pytest.approx(7.0) and out.loc["P01", "half_life_n"] == 3
+    assert out.loc["P02", "doubling_time"] == pytest.approx(1.0)
+    assert out.loc["P02", "half_life"] == pytest.approx(7.0)
+    # P02 AUC, segment by segment:
+    #   0->1 linear 50; 1->4 linear 3*900/2 = 1350; 4->7 linear 3*7200/2 = 10800;
+    #   7->14 log 7*3200/ln2; 14->21 log 7*1600/ln2; 21->28 log 7*800/ln2 -> 12200 + 7*5600/ln2 = 68753.65
+    assert out.loc["P02", "auc_0_28"] == pytest.approx(12200 + 7 * 5600 / LN2, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- peak expansion
+def test_peak_expansion_zero_goes_to_half_lowest_quantifiable():
+    # lowest positive value in the data = 20 -> floor 10 -> log10 = 1 for the patient with Cmax 0.
+    kin = _kin({"P01": ([0, 7], [0, 5000]), "P02": ([0, 7], [0, 0]), "P03": ([7, 14], [40, 20])})
+    out = peak_expansion(kin).set_index("patient_id")
+    assert out["peak_copies"].tolist() == [5000, 0, 40]
+    assert out["log10_peak"].tolist() == pytest.approx([math.log10(5000), 1.0, math.log10(40)])
+    assert out["peak_imputed"].tolist() == [False, True, False]
+
+
+# ----------------------------------------------------------------------------- summaries
+def test_geometric_summary_known_numbers():
+    # 1, 10, 100 (+ one zero, one missing): GM = 10; sd(ln x) = ln10 * sd(0,1,2) = ln10;
+    # CV% = 100*sqrt(exp(ln10^2) - 1) = 100*sqrt(200.7158 - 1) = 1413.2142
+    g = geometric_summary(pd.Series([1, 10, 100, 0, np.nan]))
+    assert (g["n"], g["n_zero"]) == (3, 1)
+    assert g["geometric_mean"] == pytest.approx(10.0)
+    assert g["geometric_cv_pct"] == pytest.approx(1413.214182, rel=1e-9)
+    # 2, 8: GM 4; sd(ln) = ln4/sqrt2 = 0.980258; CV% = 100*sqrt(exp(0.960906) - 1) = 127.0458
+    assert geometric_summary(pd.Series([2, 8]))["geometric_cv_pct"] == pytest.approx(127.045811, rel=1e-8)
+
+
+def test_nca_summary_table():
+    # Overall Cmax 1000, 10000 (0 excluded): GM sqrt(1e7) = 3162.28 -> "3,160";
+    # CV% = 100*sqrt(exp((ln10/sqrt2)^2) - 1) = 362.87 -> "3,160 (362.9%)". Tmax 7, 14 -> "10.5 (7–14)".
+    params = pd.DataFrame({"patient_id": ["P01", "P02", "P03"], "cmax": [1000.0, 10000.0, 0.0],
+                           "auc_0_28": [5000.0, 20000.0, 0.0], "tmax": [7.0, 14.0, np.nan],
+                           "tlast": [28.0, 90.0, np.nan]})
+    by = pd.Series({"P01": "CR", "P02": "CR", "P03": "NR"})
+    tab = nca_summary(params, by)
+    assert list(tab.columns) == ["parameter", "group", "n", "statistic", "value", "formatted"]
+    gm = tab.query("parameter == 'cmax' and group == 'Overall' and statistic == 'geometric_mean'").iloc[0]
+    assert gm["n"] == 2 and gm["value"] == pytest.approx(3162.2777) and gm["formatted"] == "3,160 (362.9%)"
+    med = tab.query("parameter == 'tmax' and group == 'Overall' and statistic == 'median'").iloc[0]
+    assert med["formatted"] == "10.5 (7\u201314)"
+    nz = tab.query("parameter == 'cmax' and group == 'NR' and statistic == 'n_zero_excluded'").iloc[0]
+    assert nz["value"] == 1 and nz["n"] == 0
+    assert set(tab["group"]) == {"Overall", "CR", "NR"}
+
+
+def test_spearman_ci_hand_value():
+    # x = 1..5, y = 2,1,4,3,5: d = -1,1,-1,1,0, sum d^2 = 4, rho = 1 - 6*4/(5*24) = 0.8.
+    # z = atanh(0.8) = 1.098612; SE = 1.06/sqrt(2) = 0.749533; z +- 1.959964*SE -> (-0.370432, 2.567656)
+    # CI = tanh(...) = (-0.354382, 0.988299). p: t = 0.8*sqrt(3/0.36) = 2.3094, df 3, two-sided 0.104088
+    res = spearman_ci([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
+    assert res["rho"] == pytest.approx(0.8)
+    assert (res["ci_low"], res["ci_high"]) == pytest.approx((-0.3543815572, 0.9882987698), rel=1e-8)
+    assert res["p_value"] == pytest.approx(0.104088, rel=1e-4) and res["n"] == 5
+
+
+def test_spearman_ci_degenerate_inputs_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        const = spearman_ci([1, 2, 3, 4], [5, 5, 5, 5])
+        perfect = spearman_ci([1, 2, 3, 4], [2, 4, 6, 8])
+    assert math.isnan(const["rho"]) and const["message"] == "a variable is constant"
+    assert perfect["ci_low"] == perfect["ci_high"] == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- plots
+def test_plots_draw_without_warnings():
+    # floor = half the lowest positive value (10) = 5. CR median by day over P01, P03, P04 (BLQ at 5):
+    # day 0: (5, 10, 5) -> 5; day 7: (5000, 400, 1000) -> 1000; day 14: (100, 5, 50) -> 50.
+    # NR has one patient (< 3 sampled per day): no median line.
+    kin = _kin({"P01": ([0, 7, 14], [0, 5000, 100]), "P02": ([0, 7, 14], [0, 0, 0]),
+                "P03": ([0, 7, 14], [10, 400, 0]), "P04": ([0, 7, 14], [0, 1000, 50])})
+    grp = pd.Series({"P01": "CR", "P02": "NR", "P03": "CR", "P04": "CR"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig, (ax1, ax2) = plt.subplots(1, 2)
+        out1 = plot_spaghetti(kin, grp, ax=ax1)
+        cmax = peak_expansion(kin).set_index("patient_id")["peak_copies"]
+        out2 = plot_points_box(cmax, grp, ax=ax2, ylabel="Cmax")
+    assert out1 is ax1 and out2 is ax2
+    assert ax1.get_yscale() == "log" and ax2.get_yscale() == "log"
+    # 3 CR lines + CR median + 1 NR line + floor line
+    assert len(ax1.lines) == 6
+    assert list(ax1.lines[3].get_ydata()) == [5.0, 1000.0, 50.0]
+    assert ax1.lines[-1].get_ydata()[0] == 5.0
+    assert "1 value(s) of 0" in ax2.get_xlabel()
+    plt.close(fig)
