@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("templates", help="write blank CSV templates and a workbook with a data dictionary")
     t.add_argument("out", help="folder to write into")
     sub.add_parser("dictionary", help="regenerate book/data_contract.md from helpers/contract.py")
-    sub.add_parser("update-notebooks", help="re-execute the committed notebooks on the shipped cohort")
+    u = sub.add_parser("update-notebooks", help="re-execute the committed notebooks on the shipped cohort")
+    u.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     args = parser.parse_args(argv)
     return COMMANDS[args.command](args)
 
@@ -90,9 +91,13 @@ def _dictionary(args) -> int:
 
 
 def _update(args) -> int:
-    from helpers.build import update_committed_notebooks
+    from helpers.build import BuildError, update_committed_notebooks
 
-    update_committed_notebooks()
+    try:
+        update_committed_notebooks([Path(n) for n in args.notebooks] or None)
+    except BuildError as exc:
+        print(f"Failed: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -91,7 +91,7 @@ def _execute(job: Job) -> tuple[str, float, str | None]:
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    _quiet_kernel_log(job.output.with_suffix(".log"))
+    _quiet_kernel_log(BUILD_DIR / "logs" / f"{job.source.stem}.log")
     start = time.perf_counter()
     try:
         pm.execute_notebook(str(job.source), str(job.output), parameters=job.parameters,
@@ -254,9 +254,9 @@ def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "ht
     return out
 
 
-def update_committed_notebooks(workers: int | None = None, log=print) -> None:
-    """Re-execute the notebooks in place on the shipped cohort (no parameters) for committing."""
-    paths = notebook_paths()
+def update_committed_notebooks(paths: list[Path] | None = None, workers: int | None = None, log=print) -> None:
+    """Re-execute notebooks in place on the shipped cohort (no parameters) so their outputs can be committed."""
+    paths = [resolve(p) for p in paths] if paths else notebook_paths()
     jobs = [Job(p, p, {}, "") for p in paths]
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for name, secs, error in pool.map(_execute, jobs):

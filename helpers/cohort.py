@@ -9,9 +9,11 @@ order) before any analysis sees them, so no identifier can reach the published b
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -206,49 +208,36 @@ _FALSE = {"0", "false", "0.0"}
 
 
 def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> pd.Series:
-    """Parse one text column into its kind, reporting every cell that does not fit."""
+    """Parse one text column into its kind (vectorised), reporting every cell that does not fit."""
     text = values.astype(str).str.strip()
     missing = text.eq("") | text.str.lower().isin({"na", "nan", "n/a"})
-    out: list[object] = []
-    for idx, (cell, is_missing) in enumerate(zip(text, missing)):
-        if is_missing:
-            out.append(None)
-            continue
-        value, expected = _parse_cell(cell, col)
-        if expected is not None:
-            report.add("error", file, f"found '{cell}', expected {expected}.", row=idx + 2, column=col.name)
-            value = None
-        out.append(value)
-    return _typed(pd.Series(out, index=values.index, dtype=object), col)
+    parsed, expected = _parse_cells(text.where(~missing), col)
+    bad = ~missing & parsed.isna()
+    for idx in values.index[bad]:
+        report.add("error", file, f"found '{text[idx]}', expected {expected}.", row=int(idx) + 2, column=col.name)
+    return _typed(parsed.where(~bad), col)
 
 
-def _parse_cell(cell: str, col: Column) -> tuple[object, str | None]:
-    """Return (value, None) or (None, what was expected)."""
+def _parse_cells(text: pd.Series, col: Column) -> tuple[pd.Series, str]:
+    """Parsed values (NaN/None where a cell does not fit) and what the column expects, in words."""
     if col.kind == "text":
-        return cell, None
+        return text, "text"
     if col.kind in ("number", "integer"):
-        try:
-            x = float(cell)
-        except ValueError:
-            return None, "a number" if col.kind == "number" else "a whole number"
-        if not math.isfinite(x):
-            return None, "a finite number"
-        if col.kind == "integer" and x != int(x):
-            return None, "a whole number"
-        return x, None
+        x = pd.to_numeric(text, errors="coerce").astype("float64")
+        x = x.where(np.isfinite(x))
+        if col.kind == "integer":
+            return x.where(x == np.round(x)), "a whole number"
+        return x, "a number"
     if col.kind in ("flag", "boolean"):
-        low = cell.lower()
-        if low in _TRUE:
-            return True, None
-        if low in _FALSE:
-            return False, None
-        return None, "0 or 1 (true/false also accepted)" if col.kind == "flag" else "true or false (1/0 also accepted)"
+        mapping = {**{t: True for t in _TRUE}, **{f: False for f in _FALSE}}
+        words = "0 or 1 (true/false also accepted)" if col.kind == "flag" else "true or false (1/0 also accepted)"
+        return text.str.lower().map(mapping), words
     if col.kind == "category":
         lookup = {a.lower(): a for a in col.allowed}
-        norm = " ".join(cell.split()).lower().replace(" ", "_") if col.name == "oxygen" else cell.lower()
-        if norm in lookup:
-            return lookup[norm], None
-        return None, "one of " + ", ".join(col.allowed)
+        norm = text.str.lower()
+        if col.name == "oxygen":
+            norm = norm.str.split().str.join("_")
+        return norm.map(lookup), "one of " + ", ".join(col.allowed)
     raise ValueError(f"unknown column kind {col.kind!r} in the contract")
 
 
@@ -287,7 +276,9 @@ def _check_schema(df: pd.DataFrame, table: Table, file: str, report: Report,
     import pandera.pandas as pa
 
     try:
-        _schema(table).validate(df, lazy=True)
+        with warnings.catch_warnings():  # pandera's own concat of failure cases trips a pandas deprecation
+            warnings.simplefilter("ignore", FutureWarning)
+            _schema(table).validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         for _, case in cases.iterrows():
@@ -306,22 +297,27 @@ def _check_schema(df: pd.DataFrame, table: Table, file: str, report: Report,
                 report.add("error", file, f"found {case['failure_case']}, expected {check}{unit}.", row, column)
 
 
+def _looks_identifying(column: str) -> bool:
+    """True for names like 'date_of_birth', 'MRN', 'patient name' (words from contract.FORBIDDEN_COLUMN_WORDS)."""
+    words = column.lower().replace("-", "_").replace(" ", "_").split("_")
+    return any(word in words for word in contract.FORBIDDEN_COLUMN_WORDS)
+
+
 def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> pd.DataFrame | None:
     """Columns present, forbidden and unknown columns, parsed types, ranges and duplicate keys."""
     raw = raw.rename(columns=lambda c: str(c).strip())
     columns = list(raw.columns)
     n_before = len(report.errors)
-    for col in columns:
-        low = col.lower()
-        if any(word in low.replace("-", "_").split("_") or low == word for word in contract.FORBIDDEN_COLUMN_WORDS):
-            report.add("error", file, "looks like a direct identifier or calendar date; the book never needs it "
-                       "and must not publish it. Remove the column (times are days from infusion).", column=col)
+    forbidden = [c for c in columns if _looks_identifying(c)]
+    for col in forbidden:
+        report.add("error", file, "looks like a direct identifier or calendar date; the book never needs it "
+                   "and must not publish it. Remove the column (times are days from infusion).", column=col)
     for c in table.columns:
         if c.required and c.name not in columns:
             report.add("error", file, "required column is missing.", column=c.name)
     known = set(table.names)
     for col in columns:
-        if col not in known and not any(col.lower() == c.name for c in table.columns):
+        if col not in known and col not in forbidden:
             report.add("warning", file, "unknown column: ignored, and never published.", column=col)
     if len(report.errors) > n_before:
         return None
@@ -354,23 +350,21 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
 def _check_units(labs: pd.DataFrame, file: str, report: Report) -> pd.DataFrame:
     """Convert units with a fixed factor to the canonical unit (warning); refuse any other unit."""
     labs = labs.copy()
-    for idx, row in labs.iterrows():
-        analyte, unit = row["analyte"], str(row["unit"]).strip()
-        if analyte is None or analyte not in contract.ANALYTES:
-            continue
-        canonical = contract.ANALYTES[analyte][0]
-        if unit.lower() == canonical.lower():
-            labs.at[idx, "unit"] = canonical
-            continue
-        factor = contract.UNIT_CONVERSIONS.get((analyte, unit))
+    canonical = labs["analyte"].map(lambda a: contract.ANALYTES.get(a, ("",))[0])
+    unit = labs["unit"].astype(str).str.strip()
+    same = unit.str.lower().eq(canonical.str.lower()) | canonical.eq("")
+    labs.loc[same & canonical.ne(""), "unit"] = canonical
+    for idx in labs.index[~same]:
+        analyte, found, target = labs.at[idx, "analyte"], unit[idx], canonical[idx]
+        factor = contract.UNIT_CONVERSIONS.get((analyte, found))
         if factor is None:
-            report.add("error", file, f"unit '{unit}' does not match {analyte}'s canonical unit '{canonical}' "
-                       "and has no unambiguous conversion; convert the value to "
-                       f"{canonical}.", row=int(idx) + 2, column="unit")
+            report.add("error", file, f"unit '{found}' does not match {analyte}'s canonical unit '{target}' "
+                       f"and has no unambiguous conversion; convert the value to {target}.",
+                       row=int(idx) + 2, column="unit")
             continue
-        labs.at[idx, "value"] = row["value"] * factor
-        labs.at[idx, "unit"] = canonical
-        report.add("warning", file, f"{analyte} in '{unit}' converted to '{canonical}' (x {factor:g}).",
+        labs.at[idx, "value"] = labs.at[idx, "value"] * factor
+        labs.at[idx, "unit"] = target
+        report.add("warning", file, f"{analyte} in '{found}' converted to '{target}' (x {factor:g}).",
                    row=int(idx) + 2, column="unit")
     return labs
 
@@ -476,7 +470,7 @@ def validate(path: str | Path) -> tuple[Report, Cohort | None]:
             if df is not None:
                 parsed[name] = df
         elif not table.required and "patients" in raw:
-            report.add("warning", labels[name], f"optional table absent: {table.used_by} will say what was skipped.")
+            report.add("warning", labels[name], f"optional table absent; skipped: {table.used_by}.")
     if "labs" in parsed:
         parsed["labs"] = _check_units(parsed["labs"], labels["labs"], report)
     if "patients" in parsed:

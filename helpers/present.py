@@ -45,3 +45,8 @@ def skipped(what: str, needs: str) -> Markdown:
     """A visible note that an analysis was skipped because its input is absent from this cohort."""
     return Markdown(f"> **Skipped: {what}.** This cohort has no {needs}; see the data contract page for "
                     "what to add.")
+
+
+def show(table: pd.DataFrame, name: str, precision: int = 3):
+    """Display a table without its index, with a fixed HTML id (pandas' Styler ids are random otherwise)."""
+    return table.style.hide(axis="index").set_uuid(name).format(precision=precision, na_rep="")

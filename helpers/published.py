@@ -194,3 +194,14 @@ def check_facts(cohort: Cohort, pt: pd.DataFrame | None = None) -> pd.DataFrame:
         computed, ok = fact.check(pt, cohort)
         rows.append({"fact": fact.id, "published": fact.published, "computed": computed, "reproduced": ok})
     return pd.DataFrame(rows)
+
+
+def facts_table(facts: pd.DataFrame, simulated: bool) -> pd.DataFrame:
+    """Reader-facing version of check_facts: a mark per fact ('reproduced' / 'not reproduced' / 'not testable')."""
+    mark = facts["reproduced"].map({True: "reproduced", False: "not reproduced"}).fillna("not testable here")
+    if not simulated:
+        mark = facts["reproduced"].map({True: "same as published", False: "differs from published"}).fillna(
+            "not testable here")
+    head = "This cohort" if not simulated else "This book, on the simulated cohort"
+    return pd.DataFrame({"Fact": facts["fact"], "Published": facts["published"], head: facts["computed"],
+                         "Verdict": mark})

@@ -31,8 +31,7 @@ CRS_SHARE = 19 / 24
 SEVERE_SHARE = 6 / 24
 
 DEFAULT_SEED = 20200101
-SHIPPED_SEED_NOTE = ("Seed chosen by `python -m helpers simulate --calibrate`: the first seed from "
-                     "the base seed whose cohort reproduces F1-F10 in the book's own analyses.")
+SHIPPED_SEED = 20200110  # set by calibration (python -m helpers simulate --calibrate); see cohort.yml
 
 KINETIC_DAYS = (0, 1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365, 540, 730, 1095)
 LAB_DAYS = (-3, 0, 1, 2, 3, 4, 5, 6, 7, 9, 11, 14, 21, 28)
@@ -135,14 +134,14 @@ def simulate_outcomes(base: pd.DataFrame, lat: pd.DataFrame, rng: np.random.Gene
             os_[i] = pfs[i] + rng.exponential(110)
             cause[i] = "relapse"
         else:
-            relapse = rng.exponential(420 * np.exp(-(0.9 * zem[i] - 1.0 * zpeak[i])))
-            nrm = rng.exponential(140) if severe[i] else rng.exponential(9000)
+            relapse = rng.exponential(420 * np.exp(-(1.3 * zem[i] - 1.0 * zpeak[i])))
+            nrm = rng.exponential(200) if severe[i] else rng.exponential(9000)
             if nrm < relapse:
                 pfs[i] = os_[i] = 30 + nrm
                 cause[i] = "infection"
             else:
                 pfs[i] = 30 + relapse
-                os_[i] = pfs[i] + rng.exponential(170 * np.exp(0.3 * zem[i]))
+                os_[i] = pfs[i] + rng.exponential(260)
                 cause[i] = "relapse"
             if rng.random() < 0.3 and pfs[i] > 120:
                 hsct[i] = float(rng.integers(60, 120))
@@ -359,13 +358,15 @@ def write_cohort(tables: dict[str, pd.DataFrame], out_dir: str | Path, meta: dic
     return written
 
 
-def cohort_meta(spec: SimulationSpec, note: str = "") -> dict:
+def cohort_meta(spec: SimulationSpec) -> dict:
     """cohort.yml content for a simulated cohort: name, simulated flag, provenance and settings."""
     return {
         "name": f"Simulated CD19 CAR-T B-ALL cohort (n={spec.n}, seed {spec.seed})",
         "simulated": True,
         "source": ("Simulated by helpers.simulate to match the published counts and directions of "
-                   "NCT02349698 (ASH 2020 abstract, Blood 136 Suppl 1: 9). Not patient data. " + note).strip(),
+                   "NCT02349698 (ASH 2020 abstract, Blood 136 Suppl 1: 9). Not patient data. The shipped seed "
+                   "was chosen by calibration: the first seed from the default whose cohort reproduces the "
+                   "published facts in the book's own analyses (python -m helpers simulate --calibrate)."),
         "seed": spec.seed,
         "severe_crs_grade": 3,
         "crs_system": "astct",
@@ -373,3 +374,26 @@ def cohort_meta(spec: SimulationSpec, note: str = "") -> dict:
         "remission_responses": ["CR", "CRi"],
         "censor_at_hsct": False,
     }
+
+
+def calibrate(spec: SimulationSpec, max_tries: int = 3000, log=print) -> tuple[SimulationSpec, int]:
+    """Try seeds from spec.seed upward; return the first whose cohort reproduces every published fact.
+
+    Calibration, not evidence: the book says that the shipped seed was chosen this way.
+    """
+    import tempfile
+    from dataclasses import replace
+
+    from helpers.cohort import load_cohort
+    from helpers.published import check_facts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(max_tries):
+            candidate = replace(spec, seed=spec.seed + i)
+            write_cohort(simulate_cohort(candidate), tmp, cohort_meta(candidate))
+            facts = check_facts(load_cohort(tmp))
+            if facts["reproduced"].eq(True).all():
+                return candidate, i + 1
+            if log and (i + 1) % 50 == 0:
+                log(f"  tried {i + 1} seeds")
+    raise RuntimeError(f"no seed in {spec.seed}..{spec.seed + max_tries - 1} reproduces every published fact")

@@ -1,0 +1,88 @@
+"""The pipeline end to end: strict builds, atomic publishing, clear failures, nothing leaked."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import build, simulate
+from helpers.cohort import CohortError
+from helpers.paths import SHIPPED_COHORT
+
+
+@pytest.fixture(scope="module")
+def shipped_site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site") / "html"
+    build.build(SHIPPED_COHORT, out, log=lambda *_: None)
+    return out
+
+
+def test_shipped_build_has_every_chapter_and_the_simulated_banner(shipped_site):
+    for page in ("notebooks/01_cohort.html", "notebooks/03_survival.html", "book/reproduction.html",
+                 "book/data_contract.html", "index.html"):
+        assert (shipped_site / page).exists(), page
+    html = (shipped_site / "notebooks" / "01_cohort.html").read_text(encoding="utf-8")
+    assert "SIMULATED DATA" in html
+    assert (shipped_site / "tables" / "table1_by_remission.csv").exists()
+
+
+def test_invalid_cohort_stops_before_writing_anything(tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(SHIPPED_COHORT, bad)
+    text = (bad / "patients.csv").read_text(encoding="utf-8").splitlines()
+    cells = text[5].split(",")
+    cells[2] = "12x"  # os_days of the fifth patient: spreadsheet row 6
+    text[5] = ",".join(cells)
+    (bad / "patients.csv").write_text("\n".join(text) + "\n", encoding="utf-8")
+    out = tmp_path / "site"
+    with pytest.raises(CohortError) as err:
+        build.build(bad, out, log=lambda *_: None)
+    assert "patients.csv, row 6, column 'os_days': found '12x', expected a number." in str(err.value)
+    assert not out.exists()
+
+
+def test_failing_notebook_is_named_and_previous_site_untouched(tmp_path, monkeypatch):
+    nb = tmp_path / "broken.ipynb"
+    nb.write_text(json.dumps({
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "a", "metadata": {}, "outputs": [],
+                   "source": "1 / 0"}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+    monkeypatch.setattr(build, "CACHE_DIR", tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    job = build.Job(nb, tmp_path / "cache" / "entry" / "broken.ipynb", {}, "k")
+    with pytest.raises(build.BuildError) as err:
+        build.execute_all([job], workers=1, log=lambda *_: None)
+    assert "broken.ipynb failed" in str(err.value) and "ZeroDivisionError: division by zero" in str(err.value)
+    assert not job.output.exists()
+
+
+def test_publish_replaces_the_site_whole(tmp_path):
+    out = tmp_path / "html"
+    out.mkdir()
+    (out / "old.html").write_text("old")
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "index.html").write_text("new")
+    build.publish(new, out)
+    assert sorted(p.name for p in out.iterdir()) == ["index.html"]
+    assert not (tmp_path / "html.old").exists() and not (tmp_path / "html.new").exists()
+
+
+def test_degraded_cohort_with_distinctive_ids_builds_and_never_leaks_ids(tmp_path):
+    """n=300, no labs, CRS grades as reported instead of daily.csv; patient ids must not reach the site."""
+    spec = simulate.SimulationSpec(n=300, seed=5, tables=("patients", "kinetics"), reported_grades=True)
+    tables = simulate.simulate_cohort(spec)
+    ids = {f"SIM-{i + 1:04d}": f"QZLEAK{i * 7919 % 100000:05d}" for i in range(300)}
+    for df in tables.values():
+        df["patient_id"] = df["patient_id"].map(ids)
+    cohort = tmp_path / "centre"
+    simulate.write_cohort(tables, cohort, {**simulate.cohort_meta(spec), "simulated": False, "name": "Test centre"})
+    out = tmp_path / "site"
+    build.build(cohort, out, log=lambda *_: None)
+    leaks = [p for p in out.rglob("*") if p.is_file() and "QZLEAK" in p.read_bytes().decode("utf-8", "ignore")]
+    assert leaks == []
+    page = (out / "notebooks" / "01_cohort.html").read_text(encoding="utf-8")
+    assert "Cohort: Test centre" in page and "SIMULATED DATA" not in page

@@ -1,0 +1,61 @@
+"""The simulated cohort: published counts exactly, byte-identical regeneration, parameters honoured."""
+from __future__ import annotations
+
+import yaml
+
+from helpers import derive, simulate
+from helpers.cohort import load_cohort
+from helpers.paths import SHIPPED_COHORT
+
+
+def test_shipped_cohort_matches_published_counts():
+    """F1-F3 and F8: 24 patients, 16 remissions, 13 MRD-negative, 19 CRS of which 6 severe (ASTCT, graded)."""
+    cohort = load_cohort(SHIPPED_COHORT)
+    pt = derive.patient_table(cohort)
+    assert len(pt) == 24
+    assert int(pt["remission"].sum()) == 16
+    assert int((pt["mrd_negative"].eq(True) & pt["remission"]).sum()) == 13
+    assert pt["crs_grade_source"].iat[0] == "graded from daily record (ASTCT 2019 consensus)"
+    assert int(pt["crs_any"].sum()) == 19
+    assert int(pt["severe_crs"].sum()) == 6
+    assert "crs_grade_reported" not in cohort.patients  # grades are computed, not stored
+
+
+def test_regeneration_with_shipped_seed_is_byte_identical(tmp_path):
+    meta = yaml.safe_load((SHIPPED_COHORT / "cohort.yml").read_text(encoding="utf-8"))
+    assert meta["seed"] == simulate.SHIPPED_SEED
+    spec = simulate.SimulationSpec(seed=meta["seed"])
+    simulate.write_cohort(simulate.simulate_cohort(spec), tmp_path, simulate.cohort_meta(spec))
+    shipped = sorted(p.name for p in SHIPPED_COHORT.iterdir() if p.suffix in (".csv", ".yml"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == shipped
+    for name in shipped:
+        assert (tmp_path / name).read_bytes() == (SHIPPED_COHORT / name).read_bytes(), name
+
+
+def test_large_degraded_cohort_has_requested_shape(tmp_path):
+    spec = simulate.SimulationSpec(n=300, seed=7, tables=("patients", "kinetics"), reported_grades=True)
+    tables = simulate.simulate_cohort(spec)
+    assert set(tables) == {"patients", "kinetics"}
+    p = tables["patients"]
+    assert len(p) == 300
+    assert int(p["best_response"].isin(["CR", "CRi"]).sum()) == round(300 * 16 / 24)  # 200
+    assert int((p["crs_grade_reported"] >= 1).sum()) == round(300 * 19 / 24)  # 238
+    assert int((p["crs_grade_reported"] >= 3).sum()) == round(300 * 6 / 24)  # 75
+    simulate.write_cohort(tables, tmp_path, simulate.cohort_meta(spec))
+    cohort = load_cohort(tmp_path)
+    assert cohort.daily is None and cohort.labs is None
+    assert derive.patient_table(cohort)["crs_grade_source"].iat[0] == "as reported by the centre"
+
+
+def test_grader_recovers_every_simulated_grade():
+    """The daily record is written so that the ASTCT grader recovers the simulator's intended grade."""
+    spec = simulate.SimulationSpec(n=120, seed=11)
+    tables = simulate.simulate_cohort(spec)
+    rng_tables = simulate.simulate_cohort(spec)
+    assert tables["daily"].equals(rng_tables["daily"])  # same seed, same record
+    from helpers import crs
+
+    graded = crs.crs_table(tables["daily"], tables["patients"])
+    severe = int((graded["max_grade"] >= 3).sum())
+    assert severe == round(120 * 6 / 24)  # 30
+    assert int((graded["max_grade"] >= 1).sum()) == round(120 * 19 / 24)  # 95
