@@ -131,8 +131,9 @@ def _read_csv(path: Path, report: Report) -> pd.DataFrame | None:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        report.add("error", name, f"the file is not UTF-8 (byte {exc.start} cannot be read); it looks like "
-                   "Latin-1/Windows-1252. Re-save it as 'CSV UTF-8 (comma delimited)'.")
+        line = raw[:exc.start].count(b"\n") + 1
+        report.add("error", name, "the file is not UTF-8 (this row has a character that cannot be read); it "
+                   "looks like Latin-1/Windows-1252. Re-save it as 'CSV UTF-8 (comma delimited)'.", row=line)
         return None
     header = text.splitlines()[0]
     if ";" in header and "," not in header:
@@ -294,7 +295,9 @@ def _check_schema(df: pd.DataFrame, table: Table, file: str, report: Report,
             else:
                 unit = table.column(column).unit
                 unit = f" {unit}" if unit and unit != "%" else unit
-                report.add("error", file, f"found {case['failure_case']}, expected {check}{unit}.", row, column)
+                value = case["failure_case"]
+                shown = f"{value:g}" if isinstance(value, (int, float)) else str(value)
+                report.add("error", file, f"found {shown}, expected {check}{unit}.", row, column)
 
 
 def _looks_identifying(column: str) -> bool:
@@ -305,7 +308,8 @@ def _looks_identifying(column: str) -> bool:
 
 def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> pd.DataFrame | None:
     """Columns present, forbidden and unknown columns, parsed types, ranges and duplicate keys."""
-    raw = raw.rename(columns=lambda c: str(c).strip())
+    known_lower = {c.lower(): c for c in table.names}
+    raw = raw.rename(columns=lambda c: known_lower.get(str(c).strip().lower(), str(c).strip()))
     columns = list(raw.columns)
     n_before = len(report.errors)
     forbidden = [c for c in columns if _looks_identifying(c)]

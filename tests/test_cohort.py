@@ -58,7 +58,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     write(tmp_path, "patients.csv", bad)
     found = messages(tmp_path)
     assert "ERROR: patients.csv, row 2, column 'os_event': found 'yes', expected 0 or 1 (true/false also accepted)." in found
-    assert "ERROR: patients.csv, row 3, column 'bm_blasts_pct': found 180.0, expected at most 100%." in found
+    assert "ERROR: patients.csv, row 3, column 'bm_blasts_pct': found 180, expected at most 100%." in found
     assert "ERROR: patients.csv, row 4, column 'best_response': found 'CRX', expected one of CR, CRi, PR, NR." in found
 
 
@@ -104,7 +104,7 @@ def test_encoding_and_separator_errors_say_how_to_fix(tmp_path):
         "ERROR: patients.csv: the file is separated by semicolons; the contract needs commas. Re-save it as "
         "'CSV UTF-8 (comma delimited)' or replace ';' by ','."]
     write(tmp_path / "latin", "patients.csv", MINI.replace("A-17", "Jos\u00e9").encode("latin-1"))
-    assert messages(tmp_path / "latin")[0].startswith("ERROR: patients.csv: the file is not UTF-8")
+    assert messages(tmp_path / "latin")[0].startswith("ERROR: patients.csv, row 2: the file is not UTF-8")
 
 
 def test_workbook_loads_like_the_folder(tmp_path):

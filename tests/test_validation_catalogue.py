@@ -1,0 +1,180 @@
+"""The validation catalogue: each kind of bad input, and the exact message a centre sees.
+
+Each case starts from a small valid cohort (three patients, one row in each optional table),
+changes one thing, and asserts the full message naming file, row (spreadsheet numbering:
+header = row 1) and column. Cases marked "accept" check that tolerable variants load.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import contract
+from helpers.cohort import load_cohort, validate
+
+PATIENTS = """patient_id,best_response,os_days,os_event,pfs_days,pfs_event,mrd_negative,age_years,bm_blasts_pct
+A1,CR,400,0,300,1,true,34,12.5
+B2,NR,90,1,30,1,,51,80
+C3,CRi,700,0,700,0,false,8,40
+"""
+KINETICS = "patient_id,day,car_copies_per_ug_dna\nA1,7,15000\nB2,14,300\n"
+DAILY = ("patient_id,day,temp_max_c,sbp_min_mmhg,vasopressors,vasopressin,oxygen,o2_flow_l_min,fio2_pct,"
+         "tocilizumab,steroids,fever_other_cause\n"
+         "A1,1,38.5,110,0,0,none,0,21,0,0,0\n"
+         "A1,2,39.0,85,1,0,high_flow,20,50,1,0,0\n")
+LABS = "patient_id,day,analyte,value,unit\nA1,2,il6,350,pg/mL\nA1,2,crp,8.5,mg/dL\n"
+VALID = {"patients.csv": PATIENTS, "kinetics.csv": KINETICS, "daily.csv": DAILY, "labs.csv": LABS}
+
+
+def cohort(tmp_path: Path, **changes: str | bytes) -> Path:
+    """Write the valid cohort with some files replaced (name with '.' as '_': patients_csv=...)."""
+    files = dict(VALID)
+    for key, text in changes.items():
+        name = key.replace("_csv", ".csv").replace("_yml", ".yml")
+        if text is None:
+            files.pop(name)
+        else:
+            files[name] = text
+    for name, text in files.items():
+        path = tmp_path / name
+        path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return tmp_path
+
+
+def problems(folder: Path, level: str = "error") -> list[str]:
+    report, _ = validate(folder)
+    return [str(p) for p in report.problems if p.level == level]
+
+
+def test_the_base_cohort_is_valid(tmp_path):
+    report, c = validate(cohort(tmp_path))
+    assert report.ok, report.text()
+    # crp 8.5 mg/dL was converted to 85 mg/L with a warning naming the row
+    assert c.labs.loc[c.labs["analyte"] == "crp", "value"].tolist() == [85.0]
+    assert [str(p) for p in report.warnings] == [
+        "WARNING: labs.csv, row 3, column 'unit': crp in 'mg/dL' converted to 'mg/L' (x 10)."]
+
+
+CASES = [
+    # (name, file changes, expected error message)
+    ("missing required file", {"patients_csv": None},
+     "ERROR: patients.csv: required table is missing."),
+    ("missing required column", {"patients_csv": PATIENTS.replace(",os_event", "").replace(",400,0,", ",400,")
+                                 .replace(",90,1,", ",90,").replace(",700,0,", ",700,")},
+     "ERROR: patients.csv, column 'os_event': required column is missing."),
+    ("text in a number column", {"kinetics_csv": KINETICS.replace("15000", "lots")},
+     "ERROR: kinetics.csv, row 2, column 'car_copies_per_ug_dna': found 'lots', expected a number."),
+    ("yes in a 0/1 column", {"daily_csv": DAILY.replace("0,0,none", "0,yes,none")},
+     "ERROR: daily.csv, row 2, column 'vasopressin': found 'yes', expected 0 or 1 (true/false also accepted)."),
+    ("negative days", {"patients_csv": PATIENTS.replace("B2,NR,90", "B2,NR,-90").replace(",30,1,", ",0,1,")},
+     "ERROR: patients.csv, row 3, column 'os_days': found -90, expected at least 0 days."),
+    ("blasts above 100", {"patients_csv": PATIENTS.replace("51,80", "51,180")},
+     "ERROR: patients.csv, row 3, column 'bm_blasts_pct': found 180, expected at most 100%."),
+    ("age above 120", {"patients_csv": PATIENTS.replace(",34,12.5", ",134,12.5")},
+     "ERROR: patients.csv, row 2, column 'age_years': found 134, expected at most 120 years."),
+    ("event not 0/1", {"patients_csv": PATIENTS.replace("B2,NR,90,1", "B2,NR,90,2")},
+     "ERROR: patients.csv, row 3, column 'os_event': found '2', expected 0 or 1 (true/false also accepted)."),
+    ("duplicate patient_id", {"patients_csv": PATIENTS.replace("C3,CRi", "A1,CRi")},
+     "ERROR: patients.csv, row 4, column 'patient_id': duplicate row for patient_id=A1; each patient_id may "
+     "appear once."),
+    ("pfs after os", {"patients_csv": PATIENTS.replace("A1,CR,400,0,300", "A1,CR,400,0,450")},
+     "ERROR: patients.csv, row 2, column 'pfs_days': pfs_days (450) is after os_days (400); progression-free "
+     "time cannot exceed overall time."),
+    ("follow-up after death in another table", {"kinetics_csv": KINETICS.replace("B2,14,", "B2,120,")},
+     "ERROR: kinetics.csv, row 3, column 'day': day 120 is after the death of 'B2' on day 90 (patients os_days, "
+     "os_event = 1)."),
+    ("mrd set for a non-remission patient", {"patients_csv": PATIENTS.replace("30,1,,51", "30,1,true,51")},
+     "ERROR: patients.csv, row 3, column 'mrd_negative': mrd_negative is set but best_response is NR; leave it "
+     "blank for patients not in remission."),
+    ("unknown patient in another table", {"labs_csv": LABS + "Z9,3,il6,10,pg/mL\n"},
+     "ERROR: labs.csv, row 4, column 'patient_id': patient_id 'Z9' is not in patients."),
+    ("duplicate patient-day in daily", {"daily_csv": DAILY + "A1,2,37.0,120,0,0,none,0,21,0,0,0\n"},
+     "ERROR: daily.csv, row 4, column 'day': duplicate row for patient_id=A1, day=2.0; each patient_id + day "
+     "may appear once."),
+    ("unknown oxygen category", {"daily_csv": DAILY.replace("high_flow", "helmet")},
+     "ERROR: daily.csv, row 3, column 'oxygen': found 'helmet', expected one of none, low_flow, high_flow, "
+     "facemask, nonrebreather, venturi, cpap, bipap, mechanical_ventilation."),
+    ("unknown analyte", {"labs_csv": LABS.replace("il6", "il17")},
+     "ERROR: labs.csv, row 2, column 'analyte': found 'il17', expected one of " + ", ".join(contract.ANALYTES)
+     + "."),
+    ("unit with no unambiguous conversion", {"labs_csv": LABS.replace("pg/mL", "IU/mL")},
+     "ERROR: labs.csv, row 2, column 'unit': unit 'IU/mL' does not match il6's canonical unit 'pg/mL' and has "
+     "no unambiguous conversion; convert the value to pg/mL."),
+    ("empty file", {"kinetics_csv": ""},
+     "ERROR: kinetics.csv: the file is empty; it needs at least the header row."),
+    ("semicolon-separated", {"patients_csv": PATIENTS.replace(",", ";")},
+     "ERROR: patients.csv: the file is separated by semicolons; the contract needs commas. Re-save it as "
+     "'CSV UTF-8 (comma delimited)' or replace ';' by ','."),
+    ("Latin-1 encoded", {"patients_csv": PATIENTS.replace("A1", "\u00c91").encode("latin-1")},
+     "ERROR: patients.csv, row 2: the file is not UTF-8 (this row has a character that cannot be read); it looks "
+     "like Latin-1/Windows-1252. Re-save it as 'CSV UTF-8 (comma delimited)'."),
+    ("direct identifier column", {"patients_csv": PATIENTS.replace("bm_blasts_pct\n", "bm_blasts_pct,MRN\n")
+                                  .replace("12.5\n", "12.5,884\n").replace(",80\n", ",80,885\n")
+                                  .replace(",40\n", ",40,886\n")},
+     "ERROR: patients.csv, column 'MRN': looks like a direct identifier or calendar date; the book never needs it "
+     "and must not publish it. Remove the column (times are days from infusion)."),
+    ("unknown setting in cohort.yml", {"cohort_yml": "name: X\nsevere_grade: 3\n"},
+     "ERROR: cohort.yml: unknown setting 'severe_grade'; known: censor_at_hsct, crs_system, landmark_day, name, "
+     "remission_responses, seed, severe_crs_grade, simulated, simulator, source."),
+]
+
+
+@pytest.mark.parametrize("name, changes, message", CASES, ids=[c[0] for c in CASES])
+def test_catalogue_entry(tmp_path, name, changes, message):
+    found = problems(cohort(tmp_path, **changes))
+    assert message in found, "\n".join(found)
+
+
+def test_every_problem_is_listed_not_only_the_first(tmp_path):
+    bad = PATIENTS.replace("51,80", "51,180").replace("A1,CR,400,0", "A1,CR,400,yes")
+    found = problems(cohort(tmp_path, patients_csv=bad, kinetics_csv=KINETICS.replace("15000", "lots")))
+    assert len(found) == 3
+
+
+def test_unknown_column_is_a_warning_and_never_loaded(tmp_path):
+    extra = PATIENTS.replace("bm_blasts_pct\n", "bm_blasts_pct,ward\n").replace("12.5\n", "12.5,W1\n") \
+        .replace(",80\n", ",80,W2\n").replace(",40\n", ",40,W3\n")
+    folder = cohort(tmp_path, patients_csv=extra)
+    assert "WARNING: patients.csv, column 'ward': unknown column: ignored, and never published." in \
+        problems(folder, "warning")
+    assert "ward" not in load_cohort(folder).patients
+
+
+def test_missing_optional_table_warns_which_chapter_is_skipped(tmp_path):
+    assert problems(cohort(tmp_path, labs_csv=None), "warning") == [
+        "WARNING: labs.csv: optional table absent; skipped: chapter 4 (severity comparison, organ toxicity)."]
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    c = load_cohort(cohort(tmp_path, patients_csv="\ufeff" + PATIENTS))
+    assert list(c.patients.columns[:2]) == ["patient_id", "best_response"]
+
+
+def test_whitespace_and_case_variants_are_normalised(tmp_path):
+    """Documented choice: category values and headers are matched ignoring case and surrounding spaces."""
+    text = PATIENTS.replace("best_response", " Best_Response ").replace("A1,CR,", "A1, cr ,") \
+        .replace("B2,NR,", "B2,nr,")
+    daily = DAILY.replace("high_flow", "High Flow")
+    c = load_cohort(cohort(tmp_path, patients_csv=text, daily_csv=daily))
+    assert c.patients["best_response"].tolist() == ["CR", "NR", "CRi"]
+    assert c.daily["oxygen"].tolist() == ["none", "high_flow"]
+
+
+def test_missing_sheet_in_workbook_is_named(tmp_path):
+    book = tmp_path / "centre.xlsx"
+    with pd.ExcelWriter(book) as xl:
+        pd.read_csv(pd.io.common.StringIO(KINETICS)).to_excel(xl, sheet_name="kinetics", index=False)
+    report, _ = validate(book)
+    assert [str(p) for p in report.errors] == ["ERROR: sheet 'patients' in centre.xlsx: required table is missing."]
+
+
+def test_workbook_errors_name_the_sheet(tmp_path):
+    book = tmp_path / "centre.xlsx"
+    with pd.ExcelWriter(book) as xl:
+        pd.read_csv(pd.io.common.StringIO(PATIENTS.replace("51,80", "51,abc")), dtype=str).to_excel(
+            xl, sheet_name="patients", index=False)
+    report, _ = validate(book)
+    assert ("ERROR: centre.xlsx (sheet 'patients'), row 3, column 'bm_blasts_pct': found 'abc', expected a number."
+            in [str(p) for p in report.errors])
