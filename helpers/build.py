@@ -197,8 +197,8 @@ def banner_text(cohort_name: str, simulated: bool) -> str:
 
 def render(staging: Path, log=print) -> Path:
     """Run Jupyter Book 1.x (strict: warnings are errors, every page rebuilt); return the HTML folder."""
-    cmd = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(staging), "--all", "-W", "-n", "--keep-going",
-           "--path-output", str(staging / "_out")]
+    jb = Path(sys.executable).with_name("jupyter-book")  # the console script of this environment
+    cmd = [str(jb), "build", str(staging), "--all", "-W", "-n", "--keep-going", "--path-output", str(staging / "_out")]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=staging)
     log(f"  rendered  HTML in {time.perf_counter() - start:.1f} s")
@@ -206,6 +206,8 @@ def render(staging: Path, log=print) -> Path:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise BuildError(f"Jupyter Book failed (exit {proc.returncode}):\n{tail}")
     html = staging / "_out" / "_build" / "html"
+    if not (html / "index.html").exists():
+        raise BuildError(f"Jupyter Book exited 0 but wrote no site at {html}")
     shutil.copytree(staging / "_tables", html / "tables", dirs_exist_ok=True)
     return html
 

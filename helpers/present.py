@@ -47,6 +47,10 @@ def skipped(what: str, needs: str) -> Markdown:
                     "what to add.")
 
 
-def show(table: pd.DataFrame, name: str, precision: int = 3):
-    """Display a table without its index, with a fixed HTML id (pandas' Styler ids are random otherwise)."""
-    return table.style.hide(axis="index").set_uuid(name).format(precision=precision, na_rep="")
+def show(table: pd.DataFrame, name: str, precision: int = 3) -> HTML:
+    """A table as HTML without its index and with a fixed id, so re-execution gives identical output.
+
+    (A pandas Styler's own repr carries random ids and a memory address, which nbval would flag.)
+    """
+    styler = table.style.hide(axis="index").set_uuid(name).format(precision=precision, na_rep="")
+    return HTML(styler.to_html())

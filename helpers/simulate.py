@@ -31,7 +31,7 @@ CRS_SHARE = 19 / 24
 SEVERE_SHARE = 6 / 24
 
 DEFAULT_SEED = 20200101
-SHIPPED_SEED = 20200110  # set by calibration (python -m helpers simulate --calibrate); see cohort.yml
+SHIPPED_SEED = 20200109  # set by calibration (python -m helpers simulate --calibrate); see cohort.yml
 
 KINETIC_DAYS = (0, 1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365, 540, 730, 1095)
 LAB_DAYS = (-3, 0, 1, 2, 3, 4, 5, 6, 7, 9, 11, 14, 21, 28)
@@ -98,7 +98,7 @@ def simulate_expansion_and_response(base: pd.DataFrame, rng: np.random.Generator
     mrd_neg = _top(depth, round(round(n * REMISSION_SHARE) * MRD_NEG_SHARE_OF_REMISSION)) & remission
     cri = remission & ~mrd_neg & (rng.random(n) < 0.6)
     nr_kind = np.where(rng.random(n) < 0.25, "PR", "NR")
-    crs_score = 1.9 * zb + 0.25 * zdose + rng.normal(0, 0.7, n)
+    crs_score = 1.0 * zb + 0.25 * zdose + rng.normal(0, 0.9, n)
     severe = _top(crs_score, round(n * SEVERE_SHARE))
     any_crs = _top(crs_score, round(n * CRS_SHARE))
     crs_grade = np.where(severe, np.where(crs_score > np.quantile(crs_score, 0.93), 4, 3),
