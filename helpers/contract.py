@@ -182,6 +182,13 @@ DAILY = Table(
         Column("tocilizumab", "flag", "Tocilizumab given that day."),
         Column("steroids", "flag", "Corticosteroids given that day for CRS/ICANS."),
         Column("fever_other_cause", "flag", "Fever attributed to another documented cause (e.g. infection)."),
+        # Optional columns some grading systems need (Lee 2014 high-dose pressors; Penn fluid boluses,
+        # coagulation products). Absent -> the graders assume the milder reading and say so.
+        Column("vasopressor_high_dose", "flag", "High-dose vasopressor by the Lee 2014 footnote definition."),
+        Column("norepi_equiv_ug_min", "number", "Highest norepinephrine-equivalent vasopressor dose of the day.",
+               unit="ug/min", minimum=0, maximum=500),
+        Column("fluid_boluses", "integer", "IV fluid boluses given for hypotension that day.", minimum=0, maximum=20),
+        Column("coag_replacement", "flag", "FFP, cryoprecipitate or fibrinogen concentrate given for coagulopathy."),
     ),
     key=("patient_id", "day"),
     used_by="chapter 4 (CRS grading from the raw record)",

@@ -49,6 +49,7 @@ OXYGEN_DEVICES: tuple[str, ...] = (
 ORGAN_ANALYTES: dict[str, str] = {
     "creatinine": "umol/L", "alt": "U/L", "ast": "U/L", "bilirubin": "umol/L",
 }
+REPORTED = "reported"  # column name of the centre's own grades in agreement tables
 GRADE_COLOURS: tuple[str, ...] = ("#eeeeee", "#fee08b", "#fdae61", "#f46d43", "#a50026", "#000000")
 
 
@@ -441,22 +442,83 @@ def agreement_table(daily: pd.DataFrame, patients: pd.DataFrame | None,
     return wide.sort_values("patient_id").reset_index(drop=True)
 
 
+def with_reported(max_grades: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """agreement_table plus a `reported` column (crs_grade_reported, Int64) for comparing the graders
+    with the centre's own grades; `severe_agree` is recomputed only by severe_switches, not here."""
+    if "crs_grade_reported" not in patients.columns:
+        raise ValueError("patients table has no crs_grade_reported column to compare with")
+    rep = patients[["patient_id", "crs_grade_reported"]].rename(columns={"crs_grade_reported": REPORTED})
+    return max_grades.merge(rep, on="patient_id", how="left")
+
+
+def grade_crosstab(max_grades: pd.DataFrame, row: str, col: str) -> pd.DataFrame:
+    """Cross-table of max grades (every grade 0-5 on both axes, missing grades dropped) for two scales."""
+    d = max_grades[[row, col]].dropna().astype(int)
+    levels = list(range(6))
+    tab = pd.crosstab(d[row], d[col]).reindex(index=levels, columns=levels, fill_value=0)
+    tab.index = [f"{row} {g}" for g in levels]
+    tab.columns = [f"{col} {g}" for g in levels]
+    return tab.rename_axis(index=None, columns=None)
+
+
+def max_grade_drivers(daily: pd.DataFrame, systems: tuple[str, ...] = SYSTEMS,
+                      labs: pd.DataFrame | None = None,
+                      options: GradingOptions = GradingOptions()) -> pd.DataFrame:
+    """Per patient and scale: max daily grade, its first day and the rule that set it (the driver),
+    so that disagreements between scales can be explained sign by sign (CRS deaths not included)."""
+    rows = []
+    for s in systems:
+        g = grade_daily(daily, s, labs, options).sort_values(["patient_id", "day"], kind="stable")
+        top = g.loc[g.groupby("patient_id")["grade"].idxmax()]
+        rows.append(top[["patient_id", "system", "grade", "day", "driver"]])
+    out = pd.concat(rows, ignore_index=True).rename(columns={"grade": "max_daily_grade", "day": "day_of_max"})
+    return out.sort_values(["patient_id", "system"], kind="stable").reset_index(drop=True)
+
+
 def severe_switches(max_grades: pd.DataFrame, severe_grade: int = 3) -> pd.DataFrame:
     """Per pair of scales: patients severe under each, under both, under one only, and switches.
 
-    `max_grades` is the agreement_table output; scale columns are those named in SYSTEMS.
+    `max_grades` is the agreement_table output (optionally with_reported); scale columns are those
+    named in SYSTEMS plus `reported`. Each pair is counted on the patients graded under both.
     """
-    systems = [c for c in max_grades.columns if c in SYSTEMS]
+    systems = [c for c in max_grades.columns if c in SYSTEMS or c == REPORTED]
     if len(systems) < 2:
         raise ValueError(f"need at least two scale columns among {SYSTEMS}; got {systems}")
     rows = []
     for a, b in combinations(systems, 2):
-        sa, sb = max_grades[a] >= severe_grade, max_grades[b] >= severe_grade
-        rows.append({"system_a": a, "system_b": b, "n_patients": len(max_grades),
+        both = max_grades[[a, b]].dropna().astype(int)
+        sa, sb = both[a] >= severe_grade, both[b] >= severe_grade
+        rows.append({"system_a": a, "system_b": b, "n_patients": len(both),
                      "n_severe_a": int(sa.sum()), "n_severe_b": int(sb.sum()),
                      "n_both_severe": int((sa & sb).sum()), "n_severe_a_only": int((sa & ~sb).sum()),
                      "n_severe_b_only": int((~sa & sb).sum()), "n_switch": int((sa != sb).sum()),
                      "severe_grade": severe_grade})
+    return pd.DataFrame(rows)
+
+
+def disagreements(drivers: pd.DataFrame, max_grades: pd.DataFrame) -> pd.DataFrame:
+    """Patients the scales put on different sides of the severe threshold: one column per scale,
+    'grade (driver)' at the day of that scale's maximum (from max_grade_drivers)."""
+    ids = max_grades.loc[~max_grades["severe_agree"], "patient_id"]
+    d = drivers[drivers["patient_id"].isin(ids)]
+    text = d["max_daily_grade"].astype(str) + " (" + d["driver"] + ")"
+    wide = d.assign(text=text).pivot(index="patient_id", columns="system", values="text")
+    order = [s for s in SYSTEMS if s in wide.columns]
+    return wide[order].reset_index().rename_axis(columns=None)
+
+
+def incidence_by_system(max_grades: pd.DataFrame, severe_grade: int = 3) -> pd.DataFrame:
+    """Any CRS (grade >= 1) and severe CRS (grade >= severe_grade) per scale, with Clopper-Pearson CIs."""
+    from helpers.stats import proportion
+
+    rows = []
+    for s in [c for c in max_grades.columns if c in SYSTEMS or c == REPORTED]:
+        g = max_grades[s].dropna().astype(int)
+        for what, k in (("any CRS", int((g >= 1).sum())), (f"severe CRS (grade >= {severe_grade})",
+                                                          int((g >= severe_grade).sum()))):
+            p = proportion(k, len(g), what)
+            rows.append({"system": s, "outcome": what, "k": k, "n": len(g), "estimate": p["estimate"],
+                         "ci_low": p["ci_low"], "ci_high": p["ci_high"], "method": p["method"]})
     return pd.DataFrame(rows)
 
 

@@ -216,6 +216,23 @@ def simulate_daily(patient_ids: list[str], crs_target: np.ndarray, last_day: np.
     return pd.DataFrame(rows)
 
 
+def add_support_detail(daily: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Optional daily columns for Lee 2014 and Penn: vasopressor dose and fluid boluses.
+
+    Drawn from their own random stream so that adding them leaves every other simulated value as it was.
+    Doses: norepinephrine-equivalent 5-25 ug/min with one pressor, 15-40 with two (high dose from 20,
+    Lee 2014 footnote); 1-3 boluses on hypotensive days.
+    """
+    d = daily.copy()
+    pressors = d["vasopressors"] + d["vasopressin"]
+    one = rng.uniform(5, 25, len(d))
+    two = rng.uniform(15, 40, len(d))
+    d["norepi_equiv_ug_min"] = np.where(pressors == 0, np.nan, np.where(d["vasopressors"] >= 2, two, one)).round(1)
+    hypotensive = (d["sbp_min_mmhg"] < 90) | (pressors > 0)
+    d["fluid_boluses"] = np.where(hypotensive, rng.integers(1, 4, len(d)), 0)
+    return d
+
+
 def _pulse(days: np.ndarray, centre: float, width: float) -> np.ndarray:
     return np.exp(-(((days - centre) / width) ** 2))
 
@@ -306,6 +323,7 @@ def simulate_cohort(spec: SimulationSpec = SimulationSpec()) -> dict[str, pd.Dat
     crs_target = lat["crs_target"].to_numpy()
     last_day = out["os_days"].to_numpy()
     daily = simulate_daily(ids, crs_target, last_day, rng)
+    daily = add_support_detail(daily, np.random.default_rng([spec.seed, 1]))
     peak_day = _peak_days(daily, ids)
     labs = simulate_labs(ids, crs_target, peak_day, base, last_day, rng)
     kinetics = simulate_kinetics(ids, lat["log10_peak_true"].to_numpy(), lat["remission"].to_numpy(),
