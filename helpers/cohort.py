@@ -106,6 +106,7 @@ class Cohort:
     daily: pd.DataFrame | None = None
     labs: pd.DataFrame | None = None
     seed: int | None = None
+    enrolled: int | None = None
 
     def has(self, table: str) -> bool:
         """True when the optional table is present and has rows."""
@@ -480,6 +481,7 @@ def validate(path: str | Path) -> tuple[Report, Cohort | None]:
     if "patients" in parsed:
         _check_patients(parsed["patients"], labels["patients"], report, settings)
         _check_references(parsed, labels, report)
+    enrolled = _enrolled(meta.get("enrolled"), len(parsed["patients"]), report) if "patients" in parsed else None
     if not report.ok or "patients" not in parsed:
         return report, None
     tables = _pseudonymise(parsed)
@@ -489,10 +491,22 @@ def validate(path: str | Path) -> tuple[Report, Cohort | None]:
     cohort = Cohort(
         name=str(meta.get("name") or path.stem), simulated=bool(meta.get("simulated", False)),
         source=str(meta.get("source") or ""), settings=settings, seed=meta.get("seed"),
+        enrolled=enrolled,
         patients=tables["patients"].reset_index(drop=True), kinetics=tables.get("kinetics"),
         daily=tables.get("daily"), labs=tables.get("labs"),
     )
     return report, cohort
+
+
+def _enrolled(value, n_infused: int, report: Report) -> int | None:
+    """The optional enrolled count of cohort.yml: a whole number at least the number infused."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or value < n_infused:
+        report.add("error", "cohort.yml", f"enrolled is {value!r}; expected a whole number of at least "
+                   f"{n_infused} (the patients infused).")
+        return None
+    return value
 
 
 def load_cohort(path: str | Path) -> Cohort:

@@ -241,6 +241,7 @@ COHORT_FIELDS: tuple[SettingSpec, ...] = (
     SettingSpec("name", "Unnamed cohort", "Name shown on every page."),
     SettingSpec("simulated", False, "true if the data are simulated (every page then says so)."),
     SettingSpec("source", "", "Free text: where the data come from."),
+    SettingSpec("enrolled", None, "Patients enrolled before infusion (optional); the flow diagram then starts there."),
 )
 
 

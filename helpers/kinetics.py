@@ -367,7 +367,7 @@ def geometric_summary(values: pd.Series) -> dict:
     return {"n": int(pos.size), "n_zero": int((x == 0).sum()), "geometric_mean": gm, "geometric_cv_pct": cv}
 
 
-def _fmt_sig(x: float) -> str:
+def fmt_sig(x: float) -> str:
     """Three significant figures with thousands separators (32712 -> '32,700'); 'NA' when missing."""
     if not np.isfinite(x):
         return "NA"
@@ -375,7 +375,7 @@ def _fmt_sig(x: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
-def _fmt_day(x: float) -> str:
+def fmt_day(x: float) -> str:
     """Days to one decimal without trailing zeros; 'NA' when missing."""
     return f"{round(float(x), 1):g}" if np.isfinite(x) else "NA"
 
@@ -385,19 +385,19 @@ def _summary_rows(param: str, group: str, x: pd.Series, geometric: bool) -> list
     base = {"parameter": param, "group": group}
     if geometric:
         g = geometric_summary(x)
-        cell = f"{_fmt_sig(g['geometric_mean'])} ({_fmt_day(g['geometric_cv_pct'])}%)"
+        cell = f"{fmt_sig(g['geometric_mean'])} ({fmt_day(g['geometric_cv_pct'])}%)"
         return [{**base, "n": g["n"], "statistic": "geometric_mean", "value": g["geometric_mean"],
                  "formatted": cell},
                 {**base, "n": g["n"], "statistic": "geometric_cv_pct", "value": g["geometric_cv_pct"],
-                 "formatted": f"{_fmt_day(g['geometric_cv_pct'])}%"},
+                 "formatted": f"{fmt_day(g['geometric_cv_pct'])}%"},
                 {**base, "n": g["n"], "statistic": "n_zero_excluded", "value": float(g["n_zero"]),
                  "formatted": str(g["n_zero"])}]
     v = pd.to_numeric(x, errors="raise").dropna()
     med, lo, hi = (float(f(v)) if len(v) else float("nan") for f in (np.median, np.min, np.max))
-    cell = f"{_fmt_day(med)} ({_fmt_day(lo)}\u2013{_fmt_day(hi)})"
+    cell = f"{fmt_day(med)} ({fmt_day(lo)}\u2013{fmt_day(hi)})"
     return [{**base, "n": len(v), "statistic": "median", "value": med, "formatted": cell},
-            {**base, "n": len(v), "statistic": "min", "value": lo, "formatted": _fmt_day(lo)},
-            {**base, "n": len(v), "statistic": "max", "value": hi, "formatted": _fmt_day(hi)}]
+            {**base, "n": len(v), "statistic": "min", "value": lo, "formatted": fmt_day(lo)},
+            {**base, "n": len(v), "statistic": "max", "value": hi, "formatted": fmt_day(hi)}]
 
 
 def nca_summary(params: pd.DataFrame, by: pd.Series | None = None) -> pd.DataFrame:
@@ -453,6 +453,35 @@ def spearman_ci(x, y, conf: float = 0.95) -> dict:
             "p_value": float(res.pvalue)}
 
 
+def associations(params: pd.DataFrame, covariates: pd.DataFrame, outcomes: list[str], terms: list[str],
+                 conf: float = 0.95) -> pd.DataFrame:
+    """Spearman rho (Fisher-z CI, `spearman_ci`) of each NCA outcome with each covariate, one row per pair.
+
+    `params` (from `nca`) and `covariates` (e.g. derive.patient_table) are joined on patient_id; pairs with a
+    missing value are dropped per row (n says how many remain). A term absent from `covariates` gives a row
+    of NaN with message 'not in this cohort' rather than silently vanishing. Columns: outcome, term,
+    estimate, ci_low, ci_high, p_value, n, method, message. Booleans/Int64 are read as numbers (ranks).
+    """
+    missing = [c for c in ["patient_id", *outcomes] if c not in params.columns]
+    if missing or "patient_id" not in covariates.columns:
+        raise ValueError(f"params lacks {missing} or covariates lacks 'patient_id'")
+    df = params[["patient_id", *outcomes]].merge(
+        covariates[["patient_id", *[t for t in terms if t in covariates.columns]]], on="patient_id", how="left")
+    rows = []
+    for outcome in outcomes:
+        for term in terms:
+            if term not in df.columns:
+                res = {**spearman_ci([], [], conf), "message": "not in this cohort"}
+            else:
+                y = pd.to_numeric(df[term].astype("Float64"), errors="raise").to_numpy(dtype=float, na_value=np.nan)
+                res = spearman_ci(df[outcome].to_numpy(dtype=float), y, conf)
+            rows.append({"outcome": outcome, "term": term, "estimate": res["rho"], "ci_low": res["ci_low"],
+                         "ci_high": res["ci_high"], "p_value": res["p_value"], "n": res["n"],
+                         "method": res["method"], "message": res["message"]})
+    return pd.DataFrame(rows, columns=["outcome", "term", "estimate", "ci_low", "ci_high", "p_value", "n",
+                                       "method", "message"])
+
+
 # ----------------------------------------------------------------------------- plots
 def _get_ax(ax: Axes | None) -> Axes:
     """The given Axes, or a new one on a new figure."""
@@ -463,14 +492,34 @@ def _get_ax(ax: Axes | None) -> Axes:
     return plt.subplots(figsize=(6, 4))[1]
 
 
-def plot_spaghetti(kinetics: pd.DataFrame, group: pd.Series | None = None, ax: Axes | None = None) -> Axes:
+def _no_data(ax: Axes, why: str) -> Axes:
+    """An empty panel that says why it is empty (a missing grouping, e.g. no CRS grade in the cohort)."""
+    ax.text(0.5, 0.5, f"Nothing to draw: {why}", transform=ax.transAxes, ha="center", va="center")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return ax
+
+
+def _day_axis(ax: Axes, linear_to: float, last_day: float) -> None:
+    """Day axis linear on [0, linear_to] (weekly ticks) and logarithmic after it (symlog), starting at day 0."""
+    ax.set_xscale("symlog", linthresh=linear_to, linscale=2.0)
+    late = [d for d in (90, 180, 365, 730, 1825) if d <= max(last_day, linear_to)]
+    ticks = [*np.arange(0.0, linear_to + 1e-9, 7.0).tolist(), *late]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xlim(0, max(last_day, linear_to) * 1.05)
+
+
+def plot_spaghetti(kinetics: pd.DataFrame, group: pd.Series | None = None, ax: Axes | None = None,
+                   linear_to: float | None = None) -> Axes:
     """Per-patient kinetics on a log axis (thin lines) with the per-group median by day (bold).
 
     Log y axis (not symlog): BLQ zeros are plotted at a floor = half the lowest quantifiable value
     (same floor as `peak_expansion`), drawn as a dotted line and stated in the legend. `group` is a
     Series indexed by patient_id; the median at a day is over the patients sampled that day, with
     BLQ at the floor, drawn only on days with >= MEDIAN_MIN_N (3) of the group's patients sampled
-    (late days hold few survivors: their median would follow single patients).
+    (late days hold few survivors: their median would follow single patients). With `linear_to` (e.g. 28)
+    the day axis is linear up to that day and logarithmic after it, so the first month and years of
+    persistence both stay readable.
     """
     _check_kinetics(kinetics)
     ax = _get_ax(ax)
@@ -479,6 +528,8 @@ def plot_spaghetti(kinetics: pd.DataFrame, group: pd.Series | None = None, ax: A
     df = df.assign(y=df[CONC].where(df[CONC] > 0, floor))
     pids = pd.Index(df["patient_id"].unique())
     grp = _align(group, pids, "group") if group is not None else pd.Series("All patients", index=pids)
+    if not _group_levels(grp):
+        return _no_data(ax, "no patient with kinetics has a group")
     for i, lvl in enumerate(_group_levels(grp)):
         color = f"C{i % 10}"
         members = grp.index[grp == lvl]
@@ -491,6 +542,8 @@ def plot_spaghetti(kinetics: pd.DataFrame, group: pd.Series | None = None, ax: A
             ax.plot(med.index, med.to_numpy(), color=color, lw=2.5, label=f"{lvl} median (n={len(members)})")
     ax.axhline(floor, color="0.5", ls=":", lw=1, label="BLQ, plotted at \u00bd lowest quantified value")
     ax.set_yscale("log")
+    if linear_to is not None and len(df):
+        _day_axis(ax, float(linear_to), float(df["day"].max()))
     ax.set_xlabel("Day after infusion")
     ax.set_ylabel("CAR transgene copies/\u00b5g DNA")
     ax.legend(fontsize="small", frameon=False)
@@ -513,6 +566,8 @@ def plot_points_box(values: pd.Series, groups: pd.Series, ax: Axes | None = None
     floor = _zero_floor(v) if log else float("nan")
     shown = v.where(v > 0, floor) if log else v
     levels = _group_levels(g)
+    if not levels:
+        return _no_data(ax, "no patient has both a value and a group")
     data = [shown[(g == lvl).to_numpy()].to_numpy(dtype=float) for lvl in levels]
     ax.boxplot(data, positions=range(len(levels)), widths=0.5, showfliers=False,
                medianprops={"color": "black"}, boxprops={"color": "0.3"})

@@ -130,6 +130,24 @@ def fisher_exact_rxc(table: np.ndarray) -> float:
     return float(min(1.0, np.exp(logps[extreme]).sum()))
 
 
+def fisher_rxc(table: np.ndarray, n_resamples: int = 100_000, seed: int = 20200101) -> tuple[float, str]:
+    """Fisher's exact p for an r x c table and the test's name: exact enumeration, or, when the table is too
+    large to enumerate, a seeded Monte Carlo p (as R ``fisher.test(simulate.p.value = TRUE)``)."""
+    t = np.asarray(table, dtype=np.int64)
+    t = t[t.sum(axis=1) > 0][:, t.sum(axis=0) > 0]
+    r = t.shape[0]
+    # Upper bound on the tables to enumerate: compositions of each free column total into r parts.
+    bound = math.prod(math.comb(int(c) + r - 1, r - 1) for c in t.sum(axis=0)[:-1]) if t.size else 0
+    try:
+        if bound <= 20 * EXACT_RXC_MAX_TABLES:
+            return fisher_exact_rxc(t), "Fisher's exact"
+    except ValueError:
+        pass
+    method = ss.PermutationMethod(n_resamples=n_resamples, rng=np.random.default_rng(seed))
+    p = float(ss.fisher_exact(t, method=method).pvalue)
+    return p, f"Fisher's exact (Monte Carlo, {n_resamples:,} resamples)"
+
+
 def _enumerate_table_logps(rows: tuple, cols: tuple, lf: np.ndarray):
     """Yield -sum(log n_ij!) for every table with the given margins, filling one column at a time."""
     budget = [EXACT_RXC_MAX_TABLES]
@@ -232,7 +250,7 @@ def _compare_one(df: pd.DataFrame, var: str, kind: str, group: str, levels: list
                    effect_measure=f"odds ratio ({levels[1]} vs {levels[0]}), conditional MLE, exact CI")
     else:
         tab = pd.crosstab(sub[group], sub[var].astype(str)).reindex(index=levels, fill_value=0)
-        p, test = fisher_exact_rxc(tab.to_numpy()), "Fisher's exact (r x c, exact enumeration)"
+        p, test = fisher_rxc(tab.to_numpy())
         v = float(association(tab.to_numpy(), method="cramer")) if min(tab.shape) > 1 else np.nan
         row.update(summary_group0=_level_counts(g0), summary_group1=_level_counts(g1), effect=v,
                    effect_ci_low=np.nan, effect_ci_high=np.nan, effect_measure="Cramer's V")

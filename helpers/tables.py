@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats as ss
 
-from helpers.stats import BINARY, CONTINUOUS, KINDS, binary_codes, fisher_exact_rxc
+from helpers.stats import BINARY, CONTINUOUS, KINDS, binary_codes, fisher_rxc
 from helpers.stats import group_levels, wilcoxon_rank_sum
 
 FISHER = "Fisher's exact"
@@ -114,7 +114,7 @@ def _test(df: pd.DataFrame, var: str, kind: str, by: str) -> tuple[float, str]:
     tab = pd.crosstab(sub[by], values).reindex(index=levels, fill_value=0).to_numpy()
     if min(tab.shape) < 2 or (tab.sum(axis=0) > 0).sum() < 2:
         return float("nan"), FISHER
-    return fisher_exact_rxc(tab), FISHER
+    return fisher_rxc(tab)
 
 
 def _variable_rows(df: pd.DataFrame, var: str, kind: str, label: str, cols: dict) -> list[dict]:

@@ -12,10 +12,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from helpers import kinetics_report as kr  # noqa: E402
 from helpers.kinetics import (  # noqa: E402
     CONC,
     BLQRule,
     apply_blq,
+    associations,
     auc_interval,
     doubling_time,
     geometric_summary,
@@ -363,3 +365,118 @@ def test_plots_draw_without_warnings():
     assert ax1.lines[-1].get_ydata()[0] == 5.0
     assert "1 value(s) of 0" in ax2.get_xlabel()
     plt.close(fig)
+
+
+def test_spaghetti_day_axis_linear_then_log():
+    # last sample day 180, linear_to 28: weekly ticks 0..28, then the late ticks up to day 180 (90, 180).
+    kin = _kin({"P01": ([0, 7, 28, 180], [0, 500, 100, 20]), "P02": ([0, 7, 28], [0, 300, 50])})
+    fig, ax = plt.subplots()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_spaghetti(kin, ax=ax, linear_to=28)
+    assert ax.get_xscale() == "symlog"
+    assert list(ax.get_xticks()) == [0, 7, 14, 21, 28, 90, 180]
+    assert ax.get_xlim() == pytest.approx((0, 189))
+    plt.close(fig)
+
+
+def test_plots_with_no_grouped_patient_say_so():
+    # e.g. a cohort without any CRS grade: every group is missing, so nothing can be drawn by group.
+    kin = _kin({"P01": ([0, 7], [0, 500]), "P02": ([0, 7], [0, 300])})
+    none = pd.Series([None, None], index=["P01", "P02"], dtype=object)
+    fig, (ax1, ax2) = plt.subplots(1, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_spaghetti(kin, none, ax=ax1)
+        plot_points_box(pd.Series([500.0, 300.0], index=["P01", "P02"]), none, ax=ax2)
+    assert ax1.texts[0].get_text().startswith("Nothing to draw") and not ax1.lines
+    assert ax2.texts[0].get_text().startswith("Nothing to draw")
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- associations
+def test_associations_hand_values_missing_pairs_and_absent_term():
+    params = pd.DataFrame({"patient_id": ["P01", "P02", "P03", "P04", "P05"], "cmax": [1.0, 2, 3, 4, 5],
+                           "auc_0_28": [1.0, 2, 3, 4, np.nan]})
+    cov = pd.DataFrame({"patient_id": ["P05", "P04", "P03", "P02", "P01"], "bm_blasts_pct": [5.0, 3, 4, 1, 2],
+                        "crs_grade": pd.array([4, 3, 2, 1, 0], dtype="Int64")})
+    tab = associations(params, cov, ["cmax", "auc_0_28"], ["bm_blasts_pct", "crs_grade", "product_em_pct"])
+    assert list(tab.columns) == ["outcome", "term", "estimate", "ci_low", "ci_high", "p_value", "n", "method",
+                                 "message"]
+    row = tab.set_index(["outcome", "term"])
+    # cmax vs blasts = the spearman_ci hand example (rho 0.8, CI -0.3544 to 0.9883), after the join on patient_id.
+    assert row.loc[("cmax", "bm_blasts_pct"), "estimate"] == pytest.approx(0.8)
+    assert row.loc[("cmax", "bm_blasts_pct"), "ci_low"] == pytest.approx(-0.3543815572, rel=1e-8)
+    # auc vs blasts: P05 dropped (AUC NaN): x 1..4, y 2,1,4,3: sum d^2 = 4, rho = 1 - 24/60 = 0.6, n = 4.
+    # z = atanh(0.6) = 0.693147, half-width 1.959964*1.06/sqrt(1) = 2.077562 -> tanh: (-0.881936, 0.992189).
+    # p: t = 0.6*sqrt(2/0.64) = 1.06066, df 2: p = 1 - t/sqrt(2 + t^2) = 1 - 0.6 = 0.4
+    auc = row.loc[("auc_0_28", "bm_blasts_pct")]
+    assert (auc["estimate"], auc["n"]) == (pytest.approx(0.6), 4)
+    assert (auc["ci_low"], auc["ci_high"]) == pytest.approx((-0.8819359804, 0.9921887019), rel=1e-8)
+    assert auc["p_value"] == pytest.approx(0.4, rel=1e-9)
+    # Int64 CRS grade 0..4 rises with cmax 1..5: rho 1 (scipy returns 1 - 1e-16), CI (1, 1) to rounding
+    assert row.loc[("cmax", "crs_grade"), ["estimate", "ci_low", "ci_high"]].tolist() == pytest.approx([1.0] * 3)
+    absent = row.loc[("cmax", "product_em_pct")]
+    assert absent["message"] == "not in this cohort" and math.isnan(absent["estimate"]) and absent["n"] == 0
+
+
+# ----------------------------------------------------------------------------- chapter presentation glue
+def _pt(**cols) -> pd.DataFrame:
+    return pd.DataFrame({"patient_id": ["P01", "P02", "P03"], **cols})
+
+
+def test_group_labels_keep_unknown_missing_and_order():
+    pt = _pt(remission=[True, False, True], severe_crs=pd.array([True, False, pd.NA], dtype="boolean"),
+             best_response=["NR", "CR", "CRi"], crs_grade=pd.array([3, 0, pd.NA], dtype="Int64"))
+    sev = kr.severe_crs_groups(pt, 3)
+    assert sev.tolist()[:2] == ["Severe CRS (grade \u22653)", "No severe CRS"] and pd.isna(sev["P03"])
+    assert list(kr.remission_groups(pt).cat.categories) == [kr.REMISSION, kr.NO_REMISSION]
+    assert list(kr.response_groups(pt).cat.categories) == ["CR", "CRi", "NR"]  # PR absent, order CR CRi PR NR
+    assert kr.crs_grade_groups(pt).tolist()[:2] == ["Grade 3", "Grade 0"]
+
+
+def test_literature_table_and_reference_comparison():
+    # Remission: Cmax 16,350 and 65,400 -> GM sqrt(16350*65400) = 32,700 = the label's value -> ratio 1;
+    #   CV% = 100*sqrt(exp(sd^2) - 1), sd(ln) = ln4/sqrt2 -> 127.0% (see test_geometric_summary_known_numbers).
+    #   Tmax 7, 14 -> median 10.5; label 9.8 -> ratio 10.5/9.8 = 1.071429.
+    # No remission: P03 alone, Cmax 1000 (CV NA with one value).
+    params = pd.DataFrame({"patient_id": ["P01", "P02", "P03"], "cmax": [16350.0, 65400.0, 1000.0],
+                           "auc_0_28": [1e5, 4e5, 1e4], "tmax": [7.0, 14.0, 10.0], "tlast": [28.0, 90.0, 14.0]})
+    groups = {"remission": kr.remission_groups(_pt(remission=[True, True, False]))}
+    summary = kr.summary_long(params, groups)
+    wide = kr.literature_table(summary)
+    assert list(wide.columns) == ["parameter", "statistic", "Overall", kr.REMISSION, kr.NO_REMISSION]
+    assert wide.loc[0, kr.REMISSION] == "32,700 (127%), n=2"
+    assert wide.loc[2, kr.REMISSION] == "10.5 (7\u201314), n=2"
+    assert wide.loc[0, kr.NO_REMISSION] == "1,000 (NA%), n=1"
+    comp = kr.reference_comparison(summary, 28).set_index(["group", "parameter"])
+    assert comp.loc[(kr.REMISSION, "cmax"), "ratio"] == pytest.approx(1.0)
+    assert comp.loc[(kr.REMISSION, "tmax"), "ratio"] == pytest.approx(10.5 / 9.8)
+    assert comp.loc[(kr.REMISSION, "auc_0_28"), "cohort"] == pytest.approx(2e5)  # sqrt(1e5 * 4e5)
+    assert "auc_0_28" not in kr.reference_comparison(summary, 21)["parameter"].tolist()
+
+
+def test_chapter_facts_counts_and_peak_source_check():
+    # P01 one sample on day 14 -> AUC NaN (no half-life); P02 all BLQ -> no expansion; P03 full profile.
+    # lowest positive value 40 -> floor 20.
+    kin = _kin({"P01": ([14], [1000]), "P02": ([0, 7], [0, 0]), "P03": ([0, 7, 14, 28], [0, 400, 200, 40])})
+    params = nca(kin)
+    pt = _pt().merge(peak_expansion(kin), on="patient_id")
+    assoc = associations(params, pt.assign(x=[1.0, 2, 3]), ["cmax"], ["x"])
+    facts = kr.chapter_facts(kin, params, pt, assoc)
+    assert (facts["kin_n_patients"], facts["kin_n_samples"], facts["kin_n_no_expansion"]) == (3, 7, 1)
+    assert (facts["kin_n_auc_missing"], facts["kin_floor"], facts["kin_n_peak_imputed"]) == (1, 20.0, 1)
+    assert (facts["kin_peak_same"], facts["kin_peak_mismatch"]) == ("yes", 0)
+    assert facts["kin_early_days"] == "0, 7, 14, 28"
+    assert facts["kin_n_assoc"] == 0  # 3 pairs < 4: no correlation estimated, none counted
+    broken = kr.chapter_facts(kin, params, pt.assign(peak_copies=[1000.0, 0.0, 399.0]), assoc)
+    assert (broken["kin_peak_same"], broken["kin_peak_mismatch"]) == ("no", 1)
+
+
+def test_chapter_runs_on_an_empty_kinetics_table():
+    # The chapter's stand-in when kinetics.csv is absent: every computation returns empty/NaN, nothing raises.
+    params = nca(kr.empty_kinetics())
+    assert len(params) == 0 and "auc_0_28" in params.columns
+    facts = kr.chapter_facts(kr.empty_kinetics(), params, _pt(peak_copies=np.nan),
+                             associations(params, _pt(x=[1.0, 2, 3]), ["cmax"], ["x"]))
+    assert facts["kin_n_patients"] == 0 and facts["kin_peak_same"] == "no" and math.isnan(facts["kin_floor"])

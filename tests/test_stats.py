@@ -345,3 +345,18 @@ def test_logistic_refuses_constant_covariate():
         st.firth_logistic_table(df, "y", ["c"])
     with pytest.raises(ValueError, match="single value"):
         st.ml_logistic_table(df.assign(y=1), "y", ["c"])
+
+
+def test_fisher_rxc_falls_back_to_seeded_monte_carlo_for_large_tables():
+    """A 2 x 6 table with 300 patients is too large to enumerate; the Monte Carlo p is seeded and named."""
+    from helpers.stats import fisher_rxc
+
+    table = np.array([[30, 25, 20, 15, 10, 5], [20, 25, 30, 35, 40, 45]])
+    p1, name = fisher_rxc(table, n_resamples=2000)
+    p2, _ = fisher_rxc(table, n_resamples=2000)
+    assert name == "Fisher's exact (Monte Carlo, 2,000 resamples)"
+    assert p1 == p2  # same seed, same p
+    # chi-squared on the same table gives ~1e-8; the Monte Carlo p is bounded below by 1/(B+1)
+    assert p1 <= 1 / 2001 + 1e-12
+    small, name_small = fisher_rxc(np.array([[3, 1, 0], [0, 2, 4]]))
+    assert name_small == "Fisher's exact"

@@ -116,8 +116,10 @@ CASES = [
      "ERROR: patients.csv, column 'MRN': looks like a direct identifier or calendar date; the book never needs it "
      "and must not publish it. Remove the column (times are days from infusion)."),
     ("unknown setting in cohort.yml", {"cohort_yml": "name: X\nsevere_grade: 3\n"},
-     "ERROR: cohort.yml: unknown setting 'severe_grade'; known: censor_at_hsct, crs_system, landmark_day, name, "
-     "remission_responses, seed, severe_crs_grade, simulated, simulator, source."),
+     "ERROR: cohort.yml: unknown setting 'severe_grade'; known: censor_at_hsct, crs_system, enrolled, landmark_day, "
+     "name, remission_responses, seed, severe_crs_grade, simulated, simulator, source."),
+    ("enrolled fewer than infused", {"cohort_yml": "name: X\nenrolled: 2\n"},
+     "ERROR: cohort.yml: enrolled is 2; expected a whole number of at least 3 (the patients infused)."),
 ]
 
 

@@ -1,0 +1,183 @@
+"""Response: best-response distribution, remission and MRD-negative rates with exact CIs, response by
+subgroup (odds ratios), CRS and expansion by response, and the swimmer plot of each patient's course.
+
+Rates use Clopper-Pearson exact intervals (helpers.stats.proportion); subgroup odds ratios use
+helpers.stats.odds_ratio_table (conditional MLE with exact CI, Firth when a cell is zero).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers import stats, tables
+
+RESPONSES = ("CR", "CRi", "PR", "NR")
+RESPONSE_NAMES = {"CR": "Complete remission (CR)", "CRi": "CR with incomplete count recovery (CRi)",
+                  "PR": "Partial remission (PR)", "NR": "No response (NR)"}
+# column -> (kind for stats.odds_ratio_table, label of the exposed group; continuous = above the median)
+SUBGROUP_FACTORS: dict[str, tuple[str, str]] = {
+    "bm_blasts_pct": ("continuous", "Marrow blasts above median"),
+    "ph_positive": ("binary", "Ph-positive"),
+    "prior_allo_hsct": ("binary", "Prior allo-HSCT"),
+    "car_dose_per_kg": ("continuous", "CAR-T dose above median"),
+    "product_em_pct": ("continuous", "Effector-memory share above median"),
+}
+SWIMMER_MARKERS = {  # event -> (marker, colour, legend label)
+    "remission": ("o", "tab:green", "Remission (at response assessment)"),
+    "mrd_negative": ("*", "darkgreen", "MRD-negative remission (at response assessment)"),
+    "relapse_progression": ("X", "tab:red", "Relapse / progression"),
+    "allo_hsct": ("D", "tab:purple", "Allo-HSCT"),
+    "death": ("s", "black", "Death"),
+    "censored": (">", "0.5", "Alive at last follow-up (censored)"),
+}
+
+
+def best_response_table(pt: pd.DataFrame) -> pd.DataFrame:
+    """One row per best-response category (CR, CRi, PR, NR): n, share of all patients and its exact 95% CI."""
+    n = len(pt)
+    rows = []
+    for r in RESPONSES:
+        p = stats.proportion(int(pt["best_response"].eq(r).sum()), n, r)
+        rows.append({"response": r, "description": RESPONSE_NAMES[r], "n": p["k"], "N": n,
+                     "percent": 100 * p["estimate"], "ci_low_pct": 100 * p["ci_low"],
+                     "ci_high_pct": 100 * p["ci_high"]})
+    return pd.DataFrame(rows)
+
+
+def response_rates(pt: pd.DataFrame) -> pd.DataFrame:
+    """Remission rate, MRD-negative remission rate (all patients) and MRD negativity among remissions, exact 95% CIs.
+
+    Denominators are all infused patients and all remissions: a remission without an MRD result counts
+    as not MRD-negative (reported in `mrd_unknown`). MRD rows are left out when the cohort has no MRD data.
+    """
+    n, rem = len(pt), pt["remission"].astype(bool)
+    rows = [stats.proportion(int(rem.sum()), n, "Remission")]
+    if "mrd_negative" in pt and pt["mrd_negative"].notna().any():
+        mrd = pt["mrd_negative"].eq(True).fillna(False) & rem
+        unknown = int((pt["mrd_negative"].isna() & rem).sum())
+        rows.append(stats.proportion(int(mrd.sum()), n, "MRD-negative remission, of all patients"))
+        if rem.any():
+            rows.append(stats.proportion(int(mrd.sum()), int(rem.sum()), "MRD-negative, of remissions"))
+        for r in rows[1:]:
+            r["mrd_unknown"] = unknown
+    out = pd.DataFrame(rows)
+    return out.rename(columns={"label": "term"})
+
+
+def subgroup_factors(pt: pd.DataFrame) -> dict[str, str]:
+    """The SUBGROUP_FACTORS this cohort can split on: the column has at least two distinct non-missing values."""
+    return {c: kind for c, (kind, _) in SUBGROUP_FACTORS.items()
+            if c in pt and pt[c].dropna().nunique() >= 2}
+
+
+def subgroup_table(pt: pd.DataFrame) -> pd.DataFrame:
+    """Odds ratio of remission per subgroup factor (stats.odds_ratio_table) with a readable `term` and remission counts per arm.
+
+    `estimate` repeats `or` because survival.forest_plot reads `hr` or `estimate`. Continuous factors are
+    split above vs at-or-below their median, so the exposed group is 'above the median'.
+    """
+    factors = subgroup_factors(pt)
+    if not factors:
+        return pd.DataFrame(columns=["term", "estimate", "ci_low", "ci_high", "p_value", "method"])
+    t = stats.odds_ratio_table(pt.assign(remission=pt["remission"].astype(bool)), "remission", factors)
+    t.insert(0, "term", t["factor"].map(lambda c: SUBGROUP_FACTORS[c][1]))
+    t["estimate"] = t["or"]
+    t["remission_exposed"] = [f"{a}/{b}" for a, b in zip(t["events_exposed"], t["n_exposed"])]
+    t["remission_unexposed"] = [f"{a}/{b}" for a, b in zip(t["events_unexposed"], t["n_unexposed"])]
+    return t
+
+
+def plot_subgroups(table: pd.DataFrame, ax=None):
+    """Forest plot of the subgroup odds ratios of remission (survival.forest_plot on a log axis), OR > 1 favours the subgroup."""
+    from helpers.survival import forest_plot
+
+    ax = forest_plot(table, ax=ax, label_col="term", log=True)
+    ax.set_xlabel("Odds ratio of remission, subgroup vs rest (95% CI)")
+    return ax
+
+
+def crs_peak_by_response(pt: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
+    """Descriptive cross-tab of maximum CRS grade and log10 peak expansion by response group, without tests.
+
+    Each column is tables.table_one on that group alone (the tests belong to chapters 4-5, and an exact
+    r x c Fisher test is not needed for a description). Grades are categories 0..5 in every column.
+    """
+    variables = {c: k for c, k in (("crs_grade", "categorical"), ("log10_peak", "continuous"))
+                 if c in pt and pt[c].notna().any()}
+    labels = {"crs_grade": "Maximum CRS grade", "log10_peak": "Peak expansion, log10 copies/ug DNA"}
+    grade = pd.Categorical(pt["crs_grade"].astype("Float64").astype(float), categories=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    df = pt.assign(crs_grade=grade.rename_categories(["0", "1", "2", "3", "4", "5"]))
+    keys = ["variable", "level", "Characteristic"]
+    out = tables.table_one(df, variables, labels=labels)
+    for lv in [lv for lv in groups.cat.categories if (groups == lv).any()]:
+        part = tables.table_one(df[(groups == lv).to_numpy()], variables, labels=labels)
+        out = out.merge(part.rename(columns=lambda c: c.replace("Overall", str(lv)) if c not in keys else c),
+                        on=keys, how="left")
+    return out.drop(columns=["variable", "level"]).fillna({c: "0" for c in out.columns if c not in keys})
+
+
+# ------------------------------------------------------------------ swimmer plot
+def swimmer_events(pt: pd.DataFrame, landmark_day: float) -> pd.DataFrame:
+    """Events on each patient's lane (patient_id, event, day), the lane ending at os_days.
+
+    The contract records no remission or relapse day, so: remission and MRD negativity are placed at the
+    response assessment (`landmark_day`, or the last follow-up if earlier); relapse/progression at
+    pfs_days when pfs_event = 1 and the patient did not die that day; allo-HSCT at hsct_day; death or
+    censoring at os_days.
+    """
+    rem = pt["remission"].astype(bool)
+    assess = np.minimum(float(landmark_day), pt["os_days"].astype(float))
+    parts = [pd.DataFrame({"patient_id": pt["patient_id"], "event": "remission", "day": assess})[rem]]
+    if "mrd_negative" in pt:
+        parts.append(pd.DataFrame({"patient_id": pt["patient_id"], "event": "mrd_negative", "day": assess})
+                     [rem & pt["mrd_negative"].eq(True).fillna(False)])
+    if {"pfs_days", "pfs_event"} <= set(pt.columns):
+        died_then = pt["os_event"].eq(1) & pt["os_days"].eq(pt["pfs_days"])
+        rel = (pt["pfs_event"].eq(1) & ~died_then).fillna(False).astype(bool)
+        parts.append(pd.DataFrame({"patient_id": pt["patient_id"], "event": "relapse_progression",
+                                   "day": pt["pfs_days"]})[rel])
+    if "hsct_day" in pt:
+        parts.append(pd.DataFrame({"patient_id": pt["patient_id"], "event": "allo_hsct",
+                                   "day": pt["hsct_day"]})[pt["hsct_day"].notna()])
+    end = np.where(pt["os_event"].eq(1).fillna(False), "death", "censored")
+    parts.append(pd.DataFrame({"patient_id": pt["patient_id"], "event": end, "day": pt["os_days"]}))
+    out = pd.concat(parts, ignore_index=True)
+    out["day"] = out["day"].astype(float)
+    order = {e: i for i, e in enumerate(SWIMMER_MARKERS)}
+    return out.sort_values(["patient_id", "day", "event"], key=lambda s: s.map(order) if s.name == "event" else s,
+                           kind="stable").reset_index(drop=True)
+
+
+def swimmer_lanes(pt: pd.DataFrame) -> pd.DataFrame:
+    """One lane per patient: patient_id, best_response, end day (os_days); longest follow-up at the top, ties by id."""
+    lanes = pt[["patient_id", "best_response", "os_days"]].rename(columns={"os_days": "end"})
+    lanes = lanes.sort_values(["end", "patient_id"], ascending=[True, False], kind="stable")
+    return lanes.reset_index(drop=True)
+
+
+def plot_swimmer(pt: pd.DataFrame, landmark_day: float, ax=None):
+    """Swimmer plot: a bar per patient (pseudonym) from infusion to last follow-up, coloured by best response, with event markers."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    lanes, events = swimmer_lanes(pt), swimmer_events(pt, landmark_day)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.28 * len(lanes) + 1.5))
+    y = dict(zip(lanes["patient_id"], range(len(lanes))))
+    colours = {r: f"C{i}" for i, r in enumerate(RESPONSES)}
+    ax.barh(list(y.values()), lanes["end"], height=0.6, color=[colours.get(r, "0.7") for r in lanes["best_response"]],
+            alpha=0.45)
+    for ev, (marker, colour, _) in SWIMMER_MARKERS.items():
+        e = events[events["event"] == ev]
+        ax.scatter(e["day"], e["patient_id"].map(y), marker=marker, color=colour,
+                   s=70 if ev == "mrd_negative" else 36, zorder=3 + (ev == "mrd_negative"))
+    ax.set_yticks(list(y.values()), list(y.keys()), fontsize="small")
+    ax.set_ylim(-0.7, len(lanes) - 0.3)
+    ax.set_xlabel("Days after CAR-T infusion")
+    handles = [Patch(color=colours[r], alpha=0.45, label=f"Best response {r}") for r in RESPONSES
+               if (lanes["best_response"] == r).any()]
+    handles += [Line2D([], [], marker=m, color=c, linestyle="", label=lab) for ev, (m, c, lab) in SWIMMER_MARKERS.items()
+                if (events["event"] == ev).any()]
+    ax.legend(handles=handles, fontsize="small", frameon=False, loc="lower right")
+    return ax
