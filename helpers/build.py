@@ -183,7 +183,8 @@ def stage_sources(staging: Path, jobs: list[Job], cohort_name: str, simulated: b
         if (job.output.parent / "tables").exists():
             shutil.copytree(job.output.parent / "tables", tables, dirs_exist_ok=True)
     config = yaml.safe_load((staging / "_config.yml").read_text(encoding="utf-8"))
-    config.setdefault("html", {})["announcement"] = banner_text(cohort_name, simulated)
+    theme = config.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_theme_options", {})
+    theme["announcement"] = banner_text(cohort_name, simulated)  # the bar at the top of every page
     (staging / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 

@@ -86,3 +86,18 @@ def test_degraded_cohort_with_distinctive_ids_builds_and_never_leaks_ids(tmp_pat
     assert leaks == []
     page = (out / "notebooks" / "01_cohort.html").read_text(encoding="utf-8")
     assert "Cohort: Test centre" in page and "SIMULATED DATA" not in page
+
+
+def test_patients_only_cohort_builds_and_says_what_was_skipped(tmp_path):
+    """Graceful degradation: with only the four required columns every chapter still renders."""
+    cohort = tmp_path / "minimal"
+    cohort.mkdir()
+    shipped = (SHIPPED_COHORT / "patients.csv").read_text(encoding="utf-8").splitlines()
+    header = shipped[0].split(",")
+    keep = [header.index(c) for c in ("patient_id", "best_response", "os_days", "os_event")]
+    rows = [",".join(line.split(",")[i] for i in keep) for line in shipped]
+    (cohort / "patients.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "site"
+    build.build(cohort, out, log=lambda *_: None)
+    for page in ("03_survival", "04_crs", "05_kinetics"):
+        assert "Skipped" in (out / "notebooks" / f"{page}.html").read_text(encoding="utf-8"), page

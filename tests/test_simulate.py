@@ -59,3 +59,31 @@ def test_grader_recovers_every_simulated_grade():
     severe = int((graded["max_grade"] >= 3).sum())
     assert severe == round(120 * 6 / 24)  # 30
     assert int((graded["max_grade"] >= 1).sum()) == round(120 * 19 / 24)  # 95
+
+
+def test_shipped_cohort_rates_with_exact_intervals():
+    """The published rates with Clopper-Pearson 95% CIs (values in shared/reference/definitions.md)."""
+    from helpers import response
+
+    pt = derive.patient_table(load_cohort(SHIPPED_COHORT))
+    rates = response.response_rates(pt).set_index("term")["formatted"]
+    assert rates["Remission"] == "16/24 (66.7%, 95% CI 44.7-84.4)"
+    assert rates["MRD-negative remission, of all patients"] == "13/24 (54.2%, 95% CI 32.8-74.4)"
+    assert rates["MRD-negative, of remissions"] == "13/16 (81.2%, 95% CI 54.4-96.0)"
+
+
+def test_shipped_cohort_reproduces_every_published_fact():
+    """F1-F10 hold when the book's own analyses run on the shipped cohort (the calibration target)."""
+    from helpers import published
+
+    facts = published.check_facts(load_cohort(SHIPPED_COHORT))
+    assert facts["reproduced"].tolist() == [True] * 10, facts[["fact", "computed"]].to_string()
+
+
+def test_shipped_cohort_crs_incidence_with_exact_intervals():
+    from helpers import crs_severity
+
+    pt = derive.patient_table(load_cohort(SHIPPED_COHORT))
+    inc = crs_severity.incidence(pt, 3)["formatted"].tolist()
+    assert inc == ["19/24 (79.2%, 95% CI 57.8-92.9)", "6/24 (25.0%, 95% CI 9.8-46.7)",
+                   "6/19 (31.6%, 95% CI 12.6-56.6)"]
