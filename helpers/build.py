@@ -28,6 +28,7 @@ CHAPTERS = ("01_cohort.ipynb", "02_response.ipynb", "03_survival.ipynb", "04_crs
 EXTRA_NOTEBOOKS = ("book/reproduction.ipynb", "book/reproducibility.ipynb")
 SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
 CACHE_DIR = BUILD_DIR / ".cache"
+SITE_HASH_FILE = ".build-hash"  # in the published site: the hash of the inputs it was built from
 
 
 class BuildError(RuntimeError):
@@ -167,6 +168,33 @@ def execute_all(jobs: list[Job], workers: int, log=print) -> None:
         raise BuildError("notebook execution failed:\n  " + "\n  ".join(failures))
 
 
+def source_files() -> list[Path]:
+    """Every file of the book's sources (configuration, table of contents, prose pages, notebooks)."""
+    files = []
+    for name in SOURCES:
+        src = PROJECT_ROOT / name
+        found = sorted(src.rglob("*")) if src.is_dir() else [src]
+        files += [f for f in found if f.is_file() and not {".ipynb_checkpoints", "__pycache__"} & set(f.parts)]
+    return files
+
+
+def site_hash(jobs: list[Job]) -> str:
+    """Hash of every input of the site: the book sources and each notebook's cache key.
+
+    The keys already cover the cohort files (so its name and the banner), the helpers package
+    (this pipeline included) and the pinned requirements (so Jupyter Book's version).
+    """
+    keys = "".join(j.key for j in jobs)
+    return hashlib.sha256((_digest(source_files()) + keys).encode()).hexdigest()
+
+
+def site_is_current(out: Path, digest: str) -> bool:
+    """True when the site at `out` was built from exactly these inputs (its recorded hash equals `digest`)."""
+    recorded = out / SITE_HASH_FILE
+    return (out / "index.html").is_file() and recorded.is_file() and \
+        recorded.read_text(encoding="utf-8").strip() == digest
+
+
 def stage_sources(staging: Path, jobs: list[Job], cohort_name: str, simulated: bool) -> None:
     """Copy the book sources into staging, put executed notebooks in place and label every page."""
     for name in SOURCES:
@@ -242,6 +270,12 @@ def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "ht
         raise CohortError(report)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     jobs = plan_jobs(cohort_path, notebook_paths())
+    digest = site_hash(jobs)
+    if site_is_current(out, digest):  # rendering alone takes longer than everything else of a no-op build
+        log(f"[2/4] site unchanged: inputs hash {digest[:12]} = the site's {SITE_HASH_FILE}; "
+            "execution and rendering skipped")
+        log(f"done in {time.perf_counter() - t0:.1f} s: open {out / 'index.html'}")
+        return out
     log(f"[2/4] executing {len(jobs)} notebooks")
     execute_all(jobs, workers or os.cpu_count() or 1, log)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=BUILD_DIR))
@@ -249,6 +283,7 @@ def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "ht
         log("[3/4] rendering the book")
         stage_sources(staging, jobs, data.name, data.simulated)
         html = render(staging, log)
+        (html / SITE_HASH_FILE).write_text(digest + "\n", encoding="utf-8")
         log(f"[4/4] publishing to {out}")
         publish(html, out)
     finally:

@@ -52,5 +52,16 @@ def show(table: pd.DataFrame, name: str, precision: int = 3) -> HTML:
 
     (A pandas Styler's own repr carries random ids and a memory address, which nbval would flag.)
     """
-    styler = table.style.hide(axis="index").set_uuid(name).format(precision=precision, na_rep="")
+    styler = (table.style.hide(axis="index").set_uuid(name).format(precision=precision, na_rep="")
+              .set_table_styles(TABLE_STYLES))
     return HTML(styler.to_html())
+
+
+# Readable tables everywhere (site, JupyterLab): padding, light rules, numbers in tabular figures.
+TABLE_STYLES = [
+    {"selector": "", "props": "border-collapse: collapse; font-size: 0.88em; margin: 0.5em 0 1em 0;"},
+    {"selector": "th", "props": "padding: 0.35em 0.7em; text-align: left; border-bottom: 2px solid #888; "
+                                "vertical-align: bottom;"},
+    {"selector": "td", "props": "padding: 0.3em 0.7em; border-bottom: 1px solid #ddd; vertical-align: top; "
+                                "font-variant-numeric: tabular-nums;"},
+]
