@@ -390,6 +390,16 @@ def _check_patients(p: pd.DataFrame, file: str, report: Report, settings: Settin
         for idx in p.index[not_rem & p["mrd_negative"].notna()]:
             report.add("error", file, f"mrd_negative is set but best_response is {p.at[idx, 'best_response']}; "
                        "leave it blank for patients not in remission.", int(idx) + 2, "mrd_negative")
+    if "remission_day" in p:
+        not_rem = ~p["best_response"].isin(settings.remission_responses) & p["best_response"].notna()
+        for idx in p.index[not_rem & p["remission_day"].notna()]:
+            report.add("error", file, f"remission_day is set but best_response is {p.at[idx, 'best_response']}; "
+                       "leave it blank for patients not in remission.", int(idx) + 2, "remission_day")
+        end = p["pfs_days"] if "pfs_days" in p else p["os_days"]
+        for idx in p.index[(p["remission_day"] > end).fillna(False)]:
+            report.add("error", file, f"remission_day ({p.at[idx, 'remission_day']:g}) is after "
+                       f"{'pfs_days' if 'pfs_days' in p else 'os_days'} ({end[idx]:g}); remission must be "
+                       "documented before relapse, progression or death.", int(idx) + 2, "remission_day")
     if "death_cause" in p:
         alive = p["os_event"].eq(0).fillna(False)
         for idx in p.index[alive & p["death_cause"].notna()]:

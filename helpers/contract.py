@@ -122,6 +122,9 @@ PATIENTS = Table(
         Column("bm_blasts_pct", "number", "Bone-marrow blasts before lymphodepletion (disease burden).",
                unit="%", minimum=0, maximum=100),
         Column("mrd_negative", "boolean", "MRD < 0.01% by flow in remission; blank when not in CR/CRi."),
+        Column("remission_day", "number", "Day remission (CR/CRi) was first documented; blank when not in "
+               "remission. Without it the book assumes remission at the landmark day.", unit="days",
+               minimum=0, maximum=7300),
         Column("pfs_days", "number", "Days from infusion to relapse, progression, death or last contact.",
                unit="days", minimum=0, maximum=7300),
         Column("pfs_event", "flag", "1 = relapse, progression/treatment failure or death; 0 = censored."),

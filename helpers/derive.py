@@ -46,7 +46,8 @@ def crs_system_label(system: str) -> str:
 def patient_table(cohort: Cohort) -> pd.DataFrame:
     """The patients table plus every derived per-patient fact the chapters use.
 
-    Added columns: remission (bool), crs_grade, crs_any, severe_crs (nullable boolean),
+    Added columns: remission (bool), remission_day (recorded, else the landmark day) and
+    remission_day_assumed (bool), crs_grade, crs_any, severe_crs (nullable boolean),
     crs_onset_day, crs_duration_days, crs_grade_source, peak_copies and log10_peak (from
     helpers.kinetics.peak_expansion), cd4_cd8_ratio, log10_dose, event_type for competing risks
     (0 censored, 1 relapse/progression, 2 death without prior relapse/progression).
@@ -54,6 +55,7 @@ def patient_table(cohort: Cohort) -> pd.DataFrame:
     s = cohort.settings
     df = cohort.patients.copy()
     df["remission"] = df["best_response"].isin(s.remission_responses)
+    df["remission_day"], df["remission_day_assumed"] = _remission_day(df, s.landmark_day)
     df = df.merge(crs_grades(cohort), on="patient_id", how="left")
     grade = df["crs_grade"]
     df["crs_any"] = (grade >= 1).astype("boolean")
@@ -70,6 +72,14 @@ def patient_table(cohort: Cohort) -> pd.DataFrame:
     if cohort.has_columns("pfs_days", "pfs_event"):
         df["event_type"] = _event_type(df)
     return df
+
+
+def _remission_day(df: pd.DataFrame, landmark_day: float) -> tuple[pd.Series, pd.Series]:
+    """Day remission was known: the recorded `remission_day`, else (assumed) the landmark day; NaN without remission."""
+    recorded = df["remission_day"] if "remission_day" in df else pd.Series(np.nan, index=df.index)
+    assumed = df["remission"] & recorded.isna()
+    day = recorded.where(~assumed, float(landmark_day)).where(df["remission"])
+    return day.astype(float), assumed
 
 
 def _event_type(df: pd.DataFrame) -> pd.Series:

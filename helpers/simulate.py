@@ -182,6 +182,13 @@ def _peak_day_support(grade: int, rng: np.random.Generator) -> dict:
     return {}
 
 
+def remission_days(remission: np.ndarray, pfs_days: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Day remission was first documented: marrow assessments at days 14, 21, 28 or 35 (most at 28),
+    never after relapse. Drawn from its own random stream so the other simulated values stay as they were."""
+    day = rng.choice([14.0, 21.0, 28.0, 35.0], size=len(remission), p=[0.15, 0.25, 0.45, 0.15])
+    return np.where(remission, np.minimum(day, pfs_days), np.nan)
+
+
 def simulate_daily(patient_ids: list[str], crs_target: np.ndarray, last_day: np.ndarray,
                    rng: np.random.Generator, days: int = 21) -> pd.DataFrame:
     """Daily vitals and support, days -1..21 (or to death), from which the grader recovers CRS grades.
@@ -318,6 +325,8 @@ def simulate_cohort(spec: SimulationSpec = SimulationSpec()) -> dict[str, pd.Dat
     out = simulate_outcomes(base, lat, rng)
     patients = pd.concat([pd.DataFrame({"patient_id": ids}), base,
                           lat[["best_response", "mrd_negative"]], out], axis=1)
+    patients["remission_day"] = remission_days(lat["remission"].to_numpy(), out["pfs_days"].to_numpy(),
+                                               np.random.default_rng([spec.seed, 2]))
     if spec.reported_grades:
         patients["crs_grade_reported"] = np.where(out["death_cause"].eq("crs"), 5, lat["crs_target"])
     crs_target = lat["crs_target"].to_numpy()

@@ -541,7 +541,7 @@ def counting_process(df: pd.DataFrame, duration: str, event: str, covariate: str
     d = _time_event(df, duration, event).reset_index(drop=True)
     d["_row"] = np.arange(len(d))
     day = pd.to_numeric(d[covariate_day], errors="coerce")
-    base = d.drop(columns=[covariate_day])
+    base = d.drop(columns=[covariate_day, covariate], errors="ignore")  # the covariate is rebuilt from its day
     long = to_long_format(base, duration_col=duration)
     cv = pd.DataFrame({"_row": d["_row"], "_t": day.clip(lower=0), covariate: 1})
     cv = cv[cv["_t"].notna() & (cv["_t"] < d[duration])]

@@ -3,9 +3,10 @@ list, naive-versus-landmark comparisons, sensitivity analyses side by side, and 
 quotes. The statistics themselves are in `helpers.survival`; the published models in
 `helpers.published` (one definition).
 
-Assumption made explicit (the data contract has no day of remission): every responder
-(best response in the cohort's remission set) is taken to be known in remission at the
-response-assessment day `landmark_day` (cohort setting, day 28 by default), not before.
+Remission timing: the day each responder was known to be in remission comes from the optional
+`remission_day` column; where a cohort does not record it, every responder (best response in the
+cohort's remission set) is assumed to be known in remission at the response-assessment day
+`landmark_day` (cohort setting, day 28 by default), not before (helpers.derive).
 """
 from __future__ import annotations
 
@@ -46,10 +47,8 @@ def endpoints(pt: pd.DataFrame) -> dict[str, str]:
 
 
 def model_frame(pt: pd.DataFrame, landmark_day: float) -> pd.DataFrame:
-    """patient_table with binary covariates as 0/1 floats, events as int and `remission_day` per the assumption.
-
-    remission_day = landmark_day for responders, NaN otherwise (the module docstring's assumption).
-    """
+    """patient_table with binary covariates as 0/1 floats, events as int, and `remission_day`: derive's (recorded,
+    else the landmark day) for responders, NaN otherwise; `landmark_day` is used only when the table lacks it."""
     d = pt.copy()
     for c in BINARY:
         if c in d:
@@ -57,7 +56,9 @@ def model_frame(pt: pd.DataFrame, landmark_day: float) -> pd.DataFrame:
     for end in ENDPOINTS:
         if f"{end}_event" in d:
             d[f"{end}_event"] = d[f"{end}_event"].astype("Float64").astype(float)
-    d[REMISSION_DAY] = np.where(d["remission"] == 1, float(landmark_day), np.nan)
+    if REMISSION_DAY not in d:
+        d[REMISSION_DAY] = np.nan
+    d[REMISSION_DAY] = np.where(d["remission"] == 1, d[REMISSION_DAY].fillna(float(landmark_day)), np.nan)
     d["remission_group"] = np.where(d["remission"] == 1, REMISSION_LABELS[1], REMISSION_LABELS[0])
     return d
 
@@ -99,8 +100,11 @@ def logrank_table(d: pd.DataFrame, ends: dict[str, str], group: str, analysis: s
 
 
 def landmark_frame(d: pd.DataFrame, end: str, landmark_day: float) -> pd.DataFrame:
-    """survival.landmark for one endpoint: patients event-free after the landmark, time from the landmark."""
-    return survival.landmark(d, f"{end}_days", f"{end}_event", landmark_day)
+    """survival.landmark for one endpoint: patients event-free after the landmark, time from the landmark, and
+    remission (with its group label) as known by the landmark: a remission documented later counts as none."""
+    lm = survival.landmark(d, f"{end}_days", f"{end}_event", landmark_day, covariate_day_col=REMISSION_DAY)
+    known = lm[f"{REMISSION_DAY}_by_landmark"].astype(float)
+    return lm.assign(remission=known, remission_group=np.where(known == 1, REMISSION_LABELS[1], REMISSION_LABELS[0]))
 
 
 def remission_bias(d: pd.DataFrame, end: str, landmark_day: float) -> pd.DataFrame:
@@ -112,9 +116,9 @@ def remission_bias(d: pd.DataFrame, end: str, landmark_day: float) -> pd.DataFra
     dur, ev = f"{end}_days", f"{end}_event"
     naive = survival.cox_table(d, dur, ev, ["remission"]).assign(analysis="naive: remission from day 0")
     lm = survival.cox_table(landmark_frame(d, end, landmark_day), dur, ev, ["remission"])
-    lm = lm.assign(analysis=f"landmark at day {landmark_day:g}")
+    lm = lm.assign(analysis=f"landmark at day {landmark_day:g} (remission known by then)")
     tv = survival.time_varying_cox(d, dur, ev, "remission", REMISSION_DAY)
-    tv = tv.assign(analysis=f"time-varying: remission from day {landmark_day:g}")
+    tv = tv.assign(analysis="time-varying: remission from the day it was known")
     out = pd.concat([naive, lm, tv], ignore_index=True).assign(endpoint=ENDPOINTS[end])
     return out[["endpoint", "analysis", "term", "hr", "ci_low", "ci_high", "p_value", "n", "events",
                 "converged", "warning"]]
@@ -382,3 +386,25 @@ def plot_schoenfeld_panels(d: pd.DataFrame, end: str, covariates: Sequence[str],
         ax.set_title(f"{ABBREV[end]}: {CANDIDATES.get(term, term)}", fontsize=8)
         ax.set_ylabel("Scaled Schoenfeld residual")
     return axes
+
+
+def remission_timing_sentence(pt: pd.DataFrame, landmark_day: float) -> str:
+    """How the remission day is known in this cohort (recorded or assumed), and what it does to the analyses."""
+    rem = pt["remission"].astype(bool)
+    assumed = int((pt["remission_day_assumed"].astype(bool) & rem).sum()) if "remission_day_assumed" in pt else int(rem.sum())
+    recorded = int(rem.sum()) - assumed
+    late = int((pt.loc[rem, "remission_day"] > landmark_day).sum()) if "remission_day" in pt else 0
+    if recorded == 0:
+        return (f"**Remission day.** This cohort does not record the day remission was documented, so every "
+                f"responder is assumed to be in remission from the landmark, day {landmark_day:g}, and not before. "
+                "Under that single-day assumption the landmark and time-varying estimates coincide: before the "
+                "landmark every patient is unexposed, so the time-varying partial likelihood reduces to the "
+                "landmark one.")
+    text = (f"**Remission day.** The day remission was documented is recorded for {recorded} of the "
+            f"{int(rem.sum())} responders" + (f" (the other {assumed} are assumed in remission from day "
+                                               f"{landmark_day:g})" if assumed else "") + ". ")
+    text += (f"{late} responder{'s were' if late != 1 else ' was'} documented after the day-{landmark_day:g} "
+             f"landmark and {'count' if late != 1 else 'counts'} as not (yet) in remission in the landmark "
+             "analysis, while the time-varying "
+             "model moves each patient to the remission group on the recorded day, so the two estimates differ.")
+    return text

@@ -114,3 +114,35 @@ def test_r_reference_frame_hash_is_deterministic_and_sensitive():
     changed = PT.assign(os_days=PT["os_days"].where(PT.index != 0, 401.0))
     assert sr.sha256(sr.r_reference_frame(changed, 28)) != sr.sha256(d)
     assert sr.csv_bytes(d).splitlines()[0].startswith(b"patient_id,os_days,os_event")
+
+
+def test_recorded_remission_day_is_used_and_late_remission_counts_as_none_at_the_landmark():
+    """P01 documented in remission on day 14, P02 on day 35 (after the day-28 landmark), P03 not recorded."""
+    pt = PT.assign(remission_day=[14.0, 35.0, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan])
+    d = sr.model_frame(pt, 28)
+    # recorded days kept; the unrecorded responders (P03, P08) get the landmark day
+    assert d["remission_day"].tolist()[:3] == [14.0, 35.0, 28.0] and d["remission_day"].iat[7] == 28.0
+    lm = sr.landmark_frame(d, "os", 28)
+    # P07 (day 20) and P08 (day 10) died before the landmark and drop out; P02 is alive at 28 but its
+    # remission was documented on day 35, so at the landmark it counts as no remission.
+    assert lm["patient_id"].tolist() == ["P01", "P02", "P03", "P04", "P05", "P06"]
+    assert lm["remission"].tolist() == [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    assert lm["remission_group"].iat[1] == "No remission"
+    # time-varying model: P02 contributes (0, 35] unexposed and (35, 300] exposed
+    cp = sv.counting_process(d, "os_days", "os_event", "remission", "remission_day")
+    p02 = cp[cp["patient_id"] == "P02"][["start", "stop", "remission"]].values.tolist()
+    assert p02 == [[0.0, 35.0, 0.0], [35.0, 300.0, 1.0]]
+
+
+def test_remission_timing_sentence_says_recorded_or_assumed():
+    assumed = sr.model_frame(PT.assign(remission_day_assumed=PT["remission"]), 28)
+    assert sr.remission_timing_sentence(assumed, 28).startswith(
+        "**Remission day.** This cohort does not record the day remission was documented, so every responder "
+        "is assumed to be in remission from the landmark, day 28")
+    rec = PT.assign(remission_day=[14.0, 35.0, 21, np.nan, np.nan, np.nan, np.nan, 7],
+                    remission_day_assumed=[False] * 8)
+    assert sr.remission_timing_sentence(sr.model_frame(rec, 28), 28) == (
+        "**Remission day.** The day remission was documented is recorded for 4 of the 4 responders. 1 responder "
+        "was documented after the day-28 landmark and counts as not (yet) in remission in the landmark analysis, "
+        "while the time-varying model moves each patient to the remission group on the recorded day, so the two "
+        "estimates differ.")

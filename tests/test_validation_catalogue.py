@@ -88,6 +88,16 @@ CASES = [
     ("mrd set for a non-remission patient", {"patients_csv": PATIENTS.replace("30,1,,51", "30,1,true,51")},
      "ERROR: patients.csv, row 3, column 'mrd_negative': mrd_negative is set but best_response is NR; leave it "
      "blank for patients not in remission."),
+    ("remission_day for a non-remission patient", {"patients_csv": PATIENTS.replace(
+        "pfs_event,mrd_negative", "pfs_event,remission_day,mrd_negative").replace("300,1,true", "300,1,28,true")
+        .replace("30,1,,51", "30,1,20,,51").replace("700,0,false", "700,0,21,false")},
+     "ERROR: patients.csv, row 3, column 'remission_day': remission_day is set but best_response is NR; leave it "
+     "blank for patients not in remission."),
+    ("remission documented after relapse", {"patients_csv": PATIENTS.replace(
+        "pfs_event,mrd_negative", "pfs_event,remission_day,mrd_negative").replace("300,1,true", "300,1,320,true")
+        .replace("30,1,,51", "30,1,,,51").replace("700,0,false", "700,0,21,false")},
+     "ERROR: patients.csv, row 2, column 'remission_day': remission_day (320) is after pfs_days (300); remission "
+     "must be documented before relapse, progression or death."),
     ("unknown patient in another table", {"labs_csv": LABS + "Z9,3,il6,10,pg/mL\n"},
      "ERROR: labs.csv, row 4, column 'patient_id': patient_id 'Z9' is not in patients."),
     ("duplicate patient-day in daily", {"daily_csv": DAILY + "A1,2,37.0,120,0,0,none,0,21,0,0,0\n"},
