@@ -258,7 +258,7 @@ def publish(html: Path, out: Path) -> None:
 def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "html", workers: int | None = None,
           log=print) -> Path:
     """Validate -> execute (cached, parallel) -> render -> publish atomically. Return the site folder."""
-    from helpers.cohort import CohortError, validate
+    from helpers.cohort import CohortError, remember, validate
 
     t0 = time.perf_counter()
     cohort_path, out = resolve(cohort), resolve(out)
@@ -268,6 +268,7 @@ def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "ht
         log(f"  {w}")
     if data is None:
         raise CohortError(report)
+    remember(cohort_path, data)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     jobs = plan_jobs(cohort_path, notebook_paths())
     digest = site_hash(jobs)

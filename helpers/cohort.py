@@ -8,7 +8,10 @@ order) before any analysis sees them, so no identifier can reach the published b
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import pickle
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -519,11 +522,45 @@ def _enrolled(value, n_infused: int, report: Report) -> int | None:
     return value
 
 
-def load_cohort(path: str | Path) -> Cohort:
-    """Load a validated cohort (folder or .xlsx, resolved from the project root); raise CohortError if invalid."""
-    from helpers.paths import resolve
+def load_cohort(path: str | Path, cache: bool = True) -> Cohort:
+    """Load a validated cohort (folder or .xlsx, resolved from the project root); raise CohortError if invalid.
 
-    report, cohort = validate(resolve(path))
+    A valid cohort is cached (pickle under _build/.cache/cohorts) keyed on the content of its files and
+    of the loader's own code, so the chapters of one build validate a large cohort once, not once each.
+    """
+    from helpers.paths import BUILD_DIR, resolve
+
+    path = resolve(path)
+    entry = BUILD_DIR / ".cache" / "cohorts" / f"{_content_key(path)}.pkl" if cache and path.exists() else None
+    if entry is not None and entry.exists():
+        with open(entry, "rb") as f:
+            return pickle.load(f)
+    report, cohort = validate(path)
     if cohort is None:
         raise CohortError(report)
+    if entry is not None:
+        remember(path, cohort)
     return cohort
+
+
+def remember(path: Path, cohort: Cohort) -> None:
+    """Store a validated cohort in the load cache (the pipeline validates once, then every chapter loads fast)."""
+    from helpers.paths import BUILD_DIR
+
+    entry = BUILD_DIR / ".cache" / "cohorts" / f"{_content_key(path)}.pkl"
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(cohort, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, entry)  # atomic: parallel notebooks never read half a file
+
+
+def _content_key(path: Path) -> str:
+    """SHA-256 over the cohort's files (names and bytes) and the source of the loader and the contract."""
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".csv", ".yml", ".yaml"))
+    files += [Path(__file__), Path(contract.__file__)]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:32]

@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
 from matplotlib.patches import Patch
 
 SYSTEMS: tuple[str, ...] = ("astct", "lee2014", "ctcae5", "penn")
@@ -522,27 +523,49 @@ def incidence_by_system(max_grades: pd.DataFrame, severe_grade: int = 3) -> pd.D
     return pd.DataFrame(rows)
 
 
-def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """One lane per patient: daily CRS grade as coloured cells; tocilizumab (v) and steroid (x)."""
-    ax = ax if ax is not None else plt.subplots(figsize=(8, 0.3 * graded["patient_id"].nunique() + 1))[1]
-    ids = sorted(graded["patient_id"].unique())
+MAX_LANES = 60  # per-patient lane plots show at most this many patients (a readable figure)
+
+
+def shown_patients(ids, max_patients: int = MAX_LANES) -> tuple[list[str], str]:
+    """The lanes a per-patient figure shows: the first `max_patients` pseudonyms in sorted order (P01, P02, ...),
+    and a title saying so when some are left out ('' when all are shown).
+
+    Pseudonyms follow the order of the patients file, so this is a fixed, outcome-blind selection.
+    """
+    ids = sorted(pd.unique(pd.Series(ids, dtype=object)))
+    if len(ids) <= max_patients:
+        return ids, ""
+    return ids[:max_patients], f"first {max_patients} of {len(ids)} patients (pseudonym order)"
+
+
+def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None = None,
+                      max_patients: int = MAX_LANES) -> Axes:
+    """One lane per patient: daily CRS grade as coloured cells; tocilizumab (v) and steroid (x).
+
+    At most `max_patients` lanes (shown_patients: the first pseudonyms; the title says so when
+    patients are left out); cells are one PolyCollection, so drawing cost does not grow per artist.
+    """
+    ids, note = shown_patients(graded["patient_id"], max_patients)
+    ax = ax if ax is not None else plt.subplots(figsize=(8, 0.3 * len(ids) + 1))[1]
     lane = {p: i for i, p in enumerate(ids)}
-    y = graded["patient_id"].map(lane).to_numpy()
-    for grade in range(len(GRADE_COLOURS) - 1):
-        sel = graded["grade"].to_numpy() == grade
-        if sel.any():
-            ax.barh(y[sel], 1.0, left=graded["day"].to_numpy(dtype=float)[sel] - 0.5, height=0.8,
-                    color=GRADE_COLOURS[grade], edgecolor="white", linewidth=0.3)
-    d = daily[daily["patient_id"].isin(ids)]
+    g = graded[graded["patient_id"].isin(lane) & graded["grade"].between(0, len(GRADE_COLOURS) - 2)]
+    x, y = g["day"].to_numpy(dtype=float) - 0.5, g["patient_id"].map(lane).to_numpy(dtype=float) - 0.4
+    verts = np.stack([np.column_stack([x, y]), np.column_stack([x, y + 0.8]),
+                      np.column_stack([x + 1, y + 0.8]), np.column_stack([x + 1, y])], axis=1)
+    ax.add_collection(PolyCollection(verts, facecolors=[GRADE_COLOURS[int(k)] for k in g["grade"]],
+                                     edgecolors="white", linewidths=0.3))
+    ax.autoscale_view()
+    d = daily[daily["patient_id"].isin(lane)]
     for col, marker, name in (("tocilizumab", "v", "tocilizumab"), ("steroids", "x", "steroids")):
         given = d[pd.to_numeric(d[col], errors="coerce").fillna(0) == 1]
         ax.scatter(given["day"].astype(float), given["patient_id"].map(lane) + 0.25, marker=marker,
                    color="black", s=18, zorder=3, label=name)
-    handles = [Patch(color=GRADE_COLOURS[g], label=f"grade {g}") for g in range(5)]
+    handles = [Patch(color=GRADE_COLOURS[k], label=f"grade {k}") for k in range(5)]
     handles += ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     ax.set_yticks(range(len(ids)), ids)
-    ax.invert_yaxis()
+    ax.set_ylim(len(ids) - 0.5, -0.5)
+    ax.set_title(f"Showing the {note}" if note else "", fontsize="small")
     ax.set_xlabel("day after infusion")
     ax.set_ylabel("patient")
     return ax

@@ -221,15 +221,24 @@ def peak_matrix(frame: pd.DataFrame, analytes: tuple[str, ...] = HEATMAP_ANALYTE
     return m
 
 
-def plot_peak_heatmap(matrix: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Heatmap of log10 peaks standardised per analyte (z-score across patients) so colours compare."""
-    ax = ax if ax is not None else plt.subplots(figsize=(7, 0.25 * len(matrix) + 1.5))[1]
+def plot_peak_heatmap(matrix: pd.DataFrame, ax: Axes | None = None, max_patients: int = crs.MAX_LANES) -> Axes:
+    """Heatmap of log10 peaks standardised per analyte (z-score across all patients) so colours compare.
+
+    Rows are peak_matrix's ('P03 (g2)', grade order); at most `max_patients` are drawn, the first
+    pseudonyms (crs.shown_patients; the title says so), still in grade order. z-scores use every row.
+    """
     z = (matrix - matrix.mean()) / matrix.std(ddof=1).replace(0, np.nan)
+    ids = pd.Series(matrix.index, index=matrix.index).str.split(" ").str[0]
+    keep, note = crs.shown_patients(ids, max_patients)
+    z = z[ids.isin(keep).to_numpy()]
+    ax = ax if ax is not None else plt.subplots(figsize=(7, 0.25 * len(z) + 1.5))[1]
     im = ax.imshow(z.to_numpy(dtype=float), aspect="auto", cmap="RdBu_r", vmin=-2.5, vmax=2.5)
     ax.set_xticks(range(z.shape[1]), z.columns, rotation=45, ha="right")
     ax.set_yticks(range(z.shape[0]), z.index, fontsize="small")
     ax.figure.colorbar(im, ax=ax, label="z-score of log10 peak")
     ax.set_xlabel("analyte (peak over days 0-28)")
+    if note:
+        ax.set_title(f"Showing the {note}", fontsize="small")
     return ax
 
 

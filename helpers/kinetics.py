@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from scipy import stats
 
 CONC = "car_copies_per_ug_dna"
@@ -509,8 +510,15 @@ def _day_axis(ax: Axes, linear_to: float, last_day: float) -> None:
     ax.set_xlim(0, max(last_day, linear_to) * 1.05)
 
 
+def _patient_lines(df: pd.DataFrame) -> list[np.ndarray]:
+    """(day, y) polylines, one per patient, of a frame sorted by patient_id then day."""
+    xy = df[["day", "y"]].to_numpy(dtype=float)
+    ids = df["patient_id"].to_numpy()
+    return np.split(xy, np.flatnonzero(ids[1:] != ids[:-1]) + 1) if len(xy) else []
+
+
 def plot_spaghetti(kinetics: pd.DataFrame, group: pd.Series | None = None, ax: Axes | None = None,
-                   linear_to: float | None = None) -> Axes:
+                   linear_to: float | None = None, max_patients: int = 60) -> Axes:
     """Per-patient kinetics on a log axis (thin lines) with the per-group median by day (bold).
 
     Log y axis (not symlog): BLQ zeros are plotted at a floor = half the lowest quantifiable value
@@ -519,7 +527,9 @@ def plot_spaghetti(kinetics: pd.DataFrame, group: pd.Series | None = None, ax: A
     BLQ at the floor, drawn only on days with >= MEDIAN_MIN_N (3) of the group's patients sampled
     (late days hold few survivors: their median would follow single patients). With `linear_to` (e.g. 28)
     the day axis is linear up to that day and logarithmic after it, so the first month and years of
-    persistence both stay readable.
+    persistence both stay readable. Every patient is drawn (one LineCollection per group); above
+    `max_patients` patients the lines fade (alpha 0.35 x max_patients / n, at least 0.03) so the
+    medians stay visible.
     """
     _check_kinetics(kinetics)
     ax = _get_ax(ax)
@@ -530,12 +540,12 @@ def plot_spaghetti(kinetics: pd.DataFrame, group: pd.Series | None = None, ax: A
     grp = _align(group, pids, "group") if group is not None else pd.Series("All patients", index=pids)
     if not _group_levels(grp):
         return _no_data(ax, "no patient with kinetics has a group")
+    alpha = 0.35 if len(pids) <= max_patients else max(0.03, 0.35 * max_patients / len(pids))
     for i, lvl in enumerate(_group_levels(grp)):
         color = f"C{i % 10}"
         members = grp.index[grp == lvl]
         sub = df[df["patient_id"].isin(members)]
-        for _, p in sub.groupby("patient_id", sort=True):
-            ax.plot(p["day"], p["y"], color=color, lw=0.7, alpha=0.35)
+        ax.add_collection(LineCollection(_patient_lines(sub), colors=color, linewidths=0.7, alpha=alpha))
         by_day = sub.groupby("day", sort=True)["y"]
         med = by_day.median()[by_day.count() >= MEDIAN_MIN_N]
         if len(med):

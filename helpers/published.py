@@ -17,6 +17,8 @@ from helpers import derive, stats, survival
 from helpers.cohort import Cohort
 
 ALPHA = 0.05
+# The counts the abstract reports (F1-F3, F8): the one place the book holds them.
+PUBLISHED_COUNTS = {"patients": 24, "remission": 16, "mrd_negative": 13, "crs": 19, "severe_crs": 6}
 COX_COVARIATES = ["log10_peak", "severe_crs", "product_em_pct"]
 LOGISTIC_COVARIATES = ["bm_blasts_pct", "log10_dose", "product_em_pct"]
 F9_MARKERS = {  # per-patient extreme over days 0-28 -> direction expected with severe CRS
@@ -42,19 +44,20 @@ def _count(pt: pd.DataFrame, mask: pd.Series, of: pd.Series | None = None) -> tu
 
 
 def _f1(pt, c):
-    return f"{len(pt)} patients", len(pt) == 24
+    return f"{len(pt)} patients", len(pt) == PUBLISHED_COUNTS["patients"]
 
 
 def _f2(pt, c):
     k, n = _count(pt, pt["remission"])
-    return f"{k}/{n} in remission ({'/'.join(c.settings.remission_responses)})", (k, n) == (16, 24)
+    expected = (PUBLISHED_COUNTS["remission"], PUBLISHED_COUNTS["patients"])
+    return f"{k}/{n} in remission ({'/'.join(c.settings.remission_responses)})", (k, n) == expected
 
 
 def _f3(pt, c):
     if "mrd_negative" not in pt:
         return "no mrd_negative column", None
     k, n = _count(pt, pt["mrd_negative"].eq(True), pt["remission"])
-    return f"{k}/{n} remissions MRD-negative", (k, n) == (13, 16)
+    return f"{k}/{n} remissions MRD-negative", (k, n) == (PUBLISHED_COUNTS["mrd_negative"], PUBLISHED_COUNTS["remission"])
 
 
 def _logrank_both(pt, c):
@@ -127,7 +130,8 @@ def _f8(pt, c):
     k_any, n = _count(pt, pt["crs_any"])
     k_sev, _ = _count(pt, pt["severe_crs"])
     return f"{k_any}/{n} any CRS, {k_sev} severe (grade >= {c.settings.severe_crs_grade}; " \
-           f"{pt['crs_grade_source'].iat[0]})", (k_any, k_sev, n) == (19, 6, 24)
+           f"{pt['crs_grade_source'].iat[0]})", \
+        (k_any, k_sev, n) == (PUBLISHED_COUNTS["crs"], PUBLISHED_COUNTS["severe_crs"], PUBLISHED_COUNTS["patients"])
 
 
 def severity_markers(pt: pd.DataFrame, cohort: Cohort) -> pd.DataFrame:

@@ -120,13 +120,14 @@ def crs_peak_by_response(pt: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
 def swimmer_events(pt: pd.DataFrame, landmark_day: float) -> pd.DataFrame:
     """Events on each patient's lane (patient_id, event, day), the lane ending at os_days.
 
-    The contract records no remission or relapse day, so: remission and MRD negativity are placed at the
-    response assessment (`landmark_day`, or the last follow-up if earlier); relapse/progression at
-    pfs_days when pfs_event = 1 and the patient did not die that day; allo-HSCT at hsct_day; death or
-    censoring at os_days.
+    Remission and MRD negativity are placed at `remission_day` (recorded, or derive's landmark-day
+    assumption; `landmark_day` when the column is absent), or the last follow-up if earlier;
+    relapse/progression at pfs_days when pfs_event = 1 and the patient did not die that day; allo-HSCT at
+    hsct_day; death or censoring at os_days.
     """
     rem = pt["remission"].astype(bool)
-    assess = np.minimum(float(landmark_day), pt["os_days"].astype(float))
+    known = pt["remission_day"].astype(float) if "remission_day" in pt else pd.Series(float(landmark_day), pt.index)
+    assess = np.minimum(known.fillna(float(landmark_day)), pt["os_days"].astype(float))
     parts = [pd.DataFrame({"patient_id": pt["patient_id"], "event": "remission", "day": assess})[rem]]
     if "mrd_negative" in pt:
         parts.append(pd.DataFrame({"patient_id": pt["patient_id"], "event": "mrd_negative", "day": assess})
@@ -155,12 +156,20 @@ def swimmer_lanes(pt: pd.DataFrame) -> pd.DataFrame:
     return lanes.reset_index(drop=True)
 
 
-def plot_swimmer(pt: pd.DataFrame, landmark_day: float, ax=None):
-    """Swimmer plot: a bar per patient (pseudonym) from infusion to last follow-up, coloured by best response, with event markers."""
+def plot_swimmer(pt: pd.DataFrame, landmark_day: float, ax=None, max_patients: int = 60):
+    """Swimmer plot: a bar per patient (pseudonym) from infusion to last follow-up, coloured by best response, with event markers.
+
+    At most `max_patients` lanes: the first pseudonyms (crs.shown_patients, outcome-blind; the title
+    says so when patients are left out). Without `ax` the figure height follows the lanes shown.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
+    from helpers.crs import shown_patients
+
+    keep, note = shown_patients(pt["patient_id"], max_patients)
+    pt = pt[pt["patient_id"].isin(keep)]
     lanes, events = swimmer_lanes(pt), swimmer_events(pt, landmark_day)
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.28 * len(lanes) + 1.5))
@@ -175,9 +184,25 @@ def plot_swimmer(pt: pd.DataFrame, landmark_day: float, ax=None):
     ax.set_yticks(list(y.values()), list(y.keys()), fontsize="small")
     ax.set_ylim(-0.7, len(lanes) - 0.3)
     ax.set_xlabel("Days after CAR-T infusion")
+    if note:
+        ax.set_title(f"Showing the {note}", fontsize="small")
     handles = [Patch(color=colours[r], alpha=0.45, label=f"Best response {r}") for r in RESPONSES
                if (lanes["best_response"] == r).any()]
     handles += [Line2D([], [], marker=m, color=c, linestyle="", label=lab) for ev, (m, c, lab) in SWIMMER_MARKERS.items()
                 if (events["event"] == ev).any()]
     ax.legend(handles=handles, fontsize="small", frameon=False, loc="lower right")
     return ax
+
+
+def time_to_remission(pt: pd.DataFrame) -> dict:
+    """Recorded days from infusion to documented remission among responders: n recorded, median, min, max.
+
+    Only recorded days count (derive's landmark-day assumption is not a measurement); NaN when none.
+    """
+    rem = pt["remission"].astype(bool)
+    recorded = rem & ~pt.get("remission_day_assumed", pd.Series(True, index=pt.index)).astype(bool)
+    days = pt.loc[recorded, "remission_day"].astype(float) if "remission_day" in pt else pd.Series(dtype=float)
+    stats = {"n_responders": int(rem.sum()), "n_recorded": int(days.notna().sum())}
+    stats.update(median=float(days.median()) if len(days) else float("nan"),
+                 min=float(days.min()) if len(days) else float("nan"), max=float(days.max()) if len(days) else float("nan"))
+    return stats

@@ -467,6 +467,9 @@ def _or_row(df: pd.DataFrame, outcome: str, factor: str, kind: str) -> dict:
 
 
 # ---------------------------------------------------------------- ROC
+BOOT_CHUNK = 256  # resamples scored at once by roc_auc (bounds memory at ~ chunk x distinct scores)
+
+
 def roc_auc(y, score, n_boot: int = 2000, seed: int = 20200101) -> dict:
     """AUC of `score` for binary `y` (higher score = event, fixed in advance) with stratified percentile-bootstrap CI and Youden cut-off.
 
@@ -478,6 +481,7 @@ def roc_auc(y, score, n_boot: int = 2000, seed: int = 20200101) -> dict:
     is corrected is the data-chosen cut-off: in each resample the cut-off is re-chosen, and the mean of
     its balanced accuracy (sens + spec)/2 in the resample minus that in the original data is subtracted
     from the apparent balanced accuracy ('cutoff_auc', the AUC of the dichotomised rule).
+    Resamples are scored together from counts per distinct score (`_boot_scores`), O(n_boot x n).
     """
     y = pd.Series(y).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     s = pd.Series(score).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
@@ -487,14 +491,13 @@ def roc_auc(y, score, n_boot: int = 2000, seed: int = 20200101) -> dict:
         raise ValueError("roc_auc needs both events and non-events")
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     cut, sens, spec = _youden(y, s)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # same stream as one resample at a time: events, then non-events
+    draws = [(rng.choice(pos, len(pos)), rng.choice(neg, len(neg))) for _ in range(n_boot)]
     aucs, optimism = np.empty(n_boot), np.empty(n_boot)
-    for b in range(n_boot):
-        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
-        aucs[b] = _concordance(y[idx], s[idx])
-        cut_b, se_b, sp_b = _youden(y[idx], s[idx])
-        se_o, sp_o = _sens_spec(y, s, cut_b)
-        optimism[b] = (se_b + sp_b) / 2 - (se_o + sp_o) / 2
+    for start in range(0, n_boot, BOOT_CHUNK):
+        part = draws[start:start + BOOT_CHUNK]
+        ip, ineg = np.array([d[0] for d in part]), np.array([d[1] for d in part])
+        aucs[start:start + len(part)], optimism[start:start + len(part)] = _boot_scores(y, s, ip, ineg)
     apparent = (sens + spec) / 2
     return {"auc": float(roc_auc_score(y, s)), "ci_low": float(np.quantile(aucs, 0.025)),
             "ci_high": float(np.quantile(aucs, 0.975)), "n": int(len(y)), "events": int(y.sum()),
@@ -503,6 +506,49 @@ def roc_auc(y, score, n_boot: int = 2000, seed: int = 20200101) -> dict:
             "cutoff_auc_corrected": apparent - float(optimism.mean()), "n_boot": n_boot, "seed": seed,
             "method": "AUC (Mann-Whitney); stratified percentile bootstrap CI; Youden cut-off; "
                       "Harrell optimism of the cut-off rule"}
+
+
+def _score_counts(levels: np.ndarray, n_levels: int) -> np.ndarray:
+    """Rows of `levels` (resamples x draws of distinct-score indices) -> counts per distinct score."""
+    rows = np.arange(levels.shape[0])[:, None] * n_levels
+    return np.bincount((rows + levels).ravel(), minlength=levels.shape[0] * n_levels).reshape(-1, n_levels)
+
+
+def _boot_scores(y: np.ndarray, s: np.ndarray, ipos: np.ndarray, ineg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per resample (rows of event / non-event indices): AUC, and optimism of its re-chosen Youden cut-off.
+
+    Same numbers as `_concordance`, `_youden` and `_sens_spec` on each resample (exact counts): with
+    counts per distinct score u_0 < u_1 < ..., the cut between present scores u_i and the next present
+    u_k calls positive exactly the scores > u_i, so sens, spec and J follow from cumulative counts.
+    """
+    u = np.unique(s)
+    lev = np.searchsorted(u, s)
+    cp, cn = _score_counts(lev[ipos], len(u)), _score_counts(lev[ineg], len(u))
+    n1, n0 = ipos.shape[1], ineg.shape[1]
+    below_n = np.cumsum(cn, axis=1) - cn  # non-events strictly below each score
+    aucs = (cp * below_n + 0.5 * cp * cn).sum(axis=1) / (n1 * n0)
+    le_p, le_n = np.cumsum(cp, axis=1), np.cumsum(cn, axis=1)  # counts <= each score
+    sens, spec = (n1 - le_p) / n1, le_n / n0
+    present = (cp + cn) > 0
+    last = len(u) - 1 - np.argmax(present[:, ::-1], axis=1)  # highest present score: not a cut
+    cand = present & (np.arange(len(u))[None, :] < last[:, None])
+    j = np.where(cand, np.round(sens + spec, 12), -np.inf)
+    single = ~cand.any(axis=1)  # one distinct score: the cut is that score, nobody positive
+    best = np.where(single, last, np.argmax(j, axis=1))  # first maximum = lowest cut-off
+    r = np.arange(len(best))
+    nxt = np.where(single, best, _next_present(present, best))
+    cut_b = np.where(single, u[best], (u[best] + u[nxt]) / 2)
+    se_b, sp_b = np.where(single, 0.0, sens[r, best]), np.where(single, 1.0, spec[r, best])
+    sp_sorted, sn_sorted = np.sort(s[y == 1]), np.sort(s[y == 0])
+    se_o = (len(sp_sorted) - np.searchsorted(sp_sorted, cut_b, side="right")) / len(sp_sorted)
+    sp_o = np.searchsorted(sn_sorted, cut_b, side="right") / len(sn_sorted)
+    return aucs, (se_b + sp_b) / 2 - (se_o + sp_o) / 2
+
+
+def _next_present(present: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Per row, the index of the first present score after `at` (the row's last present one if none)."""
+    after = present & (np.arange(present.shape[1])[None, :] > at[:, None])
+    return np.where(after.any(axis=1), np.argmax(after, axis=1), at)
 
 
 def _concordance(y: np.ndarray, s: np.ndarray) -> float:

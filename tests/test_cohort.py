@@ -124,3 +124,16 @@ def test_shipped_cohort_is_valid_and_simulated():
     assert report.ok, report.text()
     assert cohort.simulated is True
     assert report.warnings == []
+
+
+def test_loaded_cohort_is_cached_on_content_and_invalidated_by_a_change(tmp_path):
+    write(tmp_path, "patients.csv", MINI)
+    first = load_cohort(tmp_path)
+    again = load_cohort(tmp_path)  # from the cache: equal content, a fresh object
+    pd.testing.assert_frame_equal(first.patients, again.patients)
+    assert again.patients is not first.patients
+    write(tmp_path, "patients.csv", MINI.replace("A-17,CR,400", "A-17,CR,401"))
+    assert load_cohort(tmp_path).patients["os_days"].iat[0] == 401.0
+    write(tmp_path, "patients.csv", MINI.replace("A-17,CR,400", "A-17,CR,four"))
+    with pytest.raises(CohortError):  # an invalid cohort is never served from the cache
+        load_cohort(tmp_path)

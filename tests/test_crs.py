@@ -458,7 +458,22 @@ def test_plot_crs_timeline_draws_lanes_and_markers():
     out = crs.plot_crs_timeline(graded, daily, ax=ax)
     assert out is ax
     assert [t.get_text() for t in ax.get_yticklabels()] == ["P01", "P02", "P04"]
-    assert len(ax.patches) == len(graded)  # one cell per graded day
-    toci = ax.collections[0].get_offsets()
+    assert len(ax.collections[0].get_paths()) == len(graded)  # one cell per graded day, one collection
+    toci = ax.collections[1].get_offsets()
     assert toci.tolist() == [[3.0, 1.25]]  # P02 lane 1, marker drawn 0.25 below the lane centre
+    assert ax.get_title() == ""  # every patient shown
+    plt.close(fig)
+
+
+def test_plot_crs_timeline_caps_lanes_at_first_pseudonyms():
+    daily, _ = _summary_cohort()
+    graded = crs.grade_daily(daily)
+    n_p02 = int((graded["patient_id"] == "P02").sum())
+    fig, ax = plt.subplots()
+    crs.plot_crs_timeline(graded, daily, ax=ax, max_patients=2)
+    # P01, P02, P04 graded: the first two pseudonyms are shown, the title says 2 of 3.
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["P01", "P02"]
+    n_p01 = int((graded["patient_id"] == "P01").sum())
+    assert len(ax.collections[0].get_paths()) == n_p01 + n_p02
+    assert ax.get_title() == "Showing the first 2 of 3 patients (pseudonym order)"
     plt.close(fig)

@@ -163,6 +163,15 @@ def test_peak_matrix_order_and_log():
     assert m["crp"].tolist() == [1.0, 0.0, 0.0, 2.0]
     fig, ax = plt.subplots()
     assert cs.plot_peak_heatmap(m, ax=ax) is ax and len(ax.get_images()) == 1
+    assert ax.get_title() == ""
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    cs.plot_peak_heatmap(m, ax=ax, max_patients=2)
+    # first two pseudonyms P01, P02, kept in grade order; z over all 4 rows: il6 log10 peaks 3, 2, (NaN), 1
+    # -> mean 2, sd 1: P02 z = +1, P01 z = 0.
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["P02 (g3)", "P01 (g1)"]
+    assert ax.get_images()[0].get_array()[:, 0].tolist() == [1.0, 0.0]
+    assert ax.get_title() == "Showing the first 2 of 4 patients (pseudonym order)"
     plt.close(fig)
 
 

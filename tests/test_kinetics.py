@@ -359,11 +359,24 @@ def test_plots_draw_without_warnings():
         out2 = plot_points_box(cmax, grp, ax=ax2, ylabel="Cmax")
     assert out1 is ax1 and out2 is ax2
     assert ax1.get_yscale() == "log" and ax2.get_yscale() == "log"
-    # 3 CR lines + CR median + 1 NR line + floor line
-    assert len(ax1.lines) == 6
-    assert list(ax1.lines[3].get_ydata()) == [5.0, 1000.0, 50.0]
+    # one LineCollection per group (3 CR patients, 1 NR patient); lines: CR median + floor line
+    assert [len(c.get_paths()) for c in ax1.collections] == [3, 1]
+    assert ax1.collections[1].get_paths()[0].vertices.tolist() == [[0, 5.0], [7, 5.0], [14, 5.0]]  # P02 all BLQ
+    assert ax1.collections[0].get_alpha() == 0.35  # 4 patients <= max_patients: lines not faded
+    assert len(ax1.lines) == 2
+    assert list(ax1.lines[0].get_ydata()) == [5.0, 1000.0, 50.0]
     assert ax1.lines[-1].get_ydata()[0] == 5.0
     assert "1 value(s) of 0" in ax2.get_xlabel()
+    plt.close(fig)
+
+
+def test_spaghetti_fades_lines_above_max_patients():
+    # 4 patients, max_patients 2: alpha = 0.35 * 2 / 4 = 0.175; all 4 patients are still drawn.
+    kin = _kin({"P01": ([0, 7], [0, 500]), "P02": ([0, 7], [10, 300]), "P03": ([0, 7], [20, 40]),
+                "P04": ([0, 7], [0, 90])})
+    fig, ax = plt.subplots()
+    plot_spaghetti(kin, ax=ax, max_patients=2)
+    assert len(ax.collections[0].get_paths()) == 4 and ax.collections[0].get_alpha() == pytest.approx(0.175)
     plt.close(fig)
 
 

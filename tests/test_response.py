@@ -148,7 +148,21 @@ def test_plot_swimmer_lanes_are_pseudonyms():
     assert [p.get_width() for p in ax.patches] == [15.0, 50.0, 100.0, 200.0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "Allo-HSCT" in labels and "Death" in labels and "Best response PR" in labels
+    assert ax.get_title() == ""
     plt.close(fig)
+
+
+def test_plot_swimmer_caps_lanes_at_first_pseudonyms():
+    fig, ax = plt.subplots()
+    response.plot_swimmer(_swimmer_fixture(), 28, ax=ax, max_patients=2)
+    # P01 (end 100) and P02 (end 50) are the first two pseudonyms; shortest lane at the bottom.
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["P02", "P01"]
+    assert [p.get_width() for p in ax.patches] == [50.0, 100.0]
+    assert ax.get_title() == "Showing the first 2 of 4 patients (pseudonym order)"
+    plt.close(fig)
+    ax = response.plot_swimmer(_swimmer_fixture(), 28, max_patients=2)  # own figure, sized by lanes shown
+    assert tuple(ax.figure.get_size_inches()) == pytest.approx((8, 0.28 * 2 + 1.5))
+    plt.close(ax.figure)
 
 
 def test_crs_peak_by_response_counts():
@@ -159,3 +173,12 @@ def test_crs_peak_by_response_counts():
     assert t.loc["    3", "No remission (N=2)"] == "2 (100.0%)" and t.loc["    3", "Remission (CR/CRi) (N=2)"] == "0 (0.0%)"
     # remission peaks 4.1 and 5.3: median 4.7, type-7 Q1 = 4.1 + 0.25 * 1.2 = 4.4, Q3 = 5.0; 1 decimal (median >= 1)
     assert t.loc["Peak expansion, log10 copies/ug DNA", "Remission (CR/CRi) (N=2)"] == "4.7 (IQR 4.4-5.0), range 4.1-5.3"
+
+
+def test_time_to_remission_summarises_recorded_days_only():
+    pt = pd.DataFrame({"remission": [True, True, True, False],
+                       "remission_day": [14.0, 35.0, 28.0, np.nan],
+                       "remission_day_assumed": [False, False, True, False]})
+    # recorded: 14 and 35 -> median 24.5, range 14-35; the assumed 28 is not a measurement
+    assert response.time_to_remission(pt) == {"n_responders": 3, "n_recorded": 2, "median": 24.5,
+                                              "min": 14.0, "max": 35.0}

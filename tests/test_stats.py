@@ -326,6 +326,26 @@ def test_roc_auc_bootstrap_is_stratified_percentile_and_deterministic():
     assert st.roc_auc(y, s, n_boot=400, seed=7) == r
 
 
+def test_roc_auc_vectorised_bootstrap_matches_one_resample_at_a_time():
+    # Reference implementation: the plain loop (one resample at a time, pair-counting AUC, Youden by
+    # scanning every midpoint, sens/spec of that cut on the original data). Ties, and resamples holding
+    # a single distinct score (0.0 and -0.0 are equal), must give the same numbers exactly.
+    y = np.array([0, 1, 0, 0, 1, 1, 0, 1, 0, 1, 1])
+    s = np.array([-0.0, 0.0, -1.0, 1.0, 2.0, -0.0, 0.5, 0.5, 0.0, 0.0, 1.0])
+    r = st.roc_auc(y, s, n_boot=500, seed=31)
+    rng = np.random.default_rng(31)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    aucs, optimism = [], []
+    for _ in range(500):
+        idx = np.concatenate([rng.choice(pos, len(pos)), rng.choice(neg, len(neg))])
+        aucs.append(st._concordance(y[idx], s[idx]))
+        cut_b, se_b, sp_b = st._youden(y[idx], s[idx])
+        se_o, sp_o = st._sens_spec(y, s, cut_b)
+        optimism.append((se_b + sp_b) / 2 - (se_o + sp_o) / 2)
+    assert r["optimism"] == float(np.mean(optimism))
+    assert (r["ci_low"], r["ci_high"]) == tuple(float(q) for q in np.quantile(aucs, [0.025, 0.975]))
+
+
 def test_roc_auc_perfect_separation():
     y = [0, 0, 0, 1, 1, 1]
     s = [1.0, 2.0, 3.0, 5.0, 6.0, 7.0]
