@@ -212,14 +212,31 @@ _TRUE = {"1", "true", "1.0"}
 _FALSE = {"0", "false", "0.0"}
 
 
+NA_WORDS = {"", "na", "nan", "n/a"}
+
+
 def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> pd.Series:
-    """Parse one text column into its kind (vectorised), reporting every cell that does not fit."""
-    text = values.astype(str).str.strip()
-    missing = text.eq("") | text.str.lower().isin({"na", "nan", "n/a"})
-    parsed, expected = _parse_cells(text.where(~missing), col)
-    bad = ~missing & parsed.isna()
-    for idx in values.index[bad]:
-        report.add("error", file, f"found '{text[idx]}', expected {expected}.", row=int(idx) + 2, column=col.name)
+    """Parse one text column into its kind (vectorised), reporting every cell that does not fit.
+
+    Fast path on the raw text; only cells that do not parse as they stand are stripped of surrounding
+    spaces, lower-cased for the missing-value words, and parsed again (large tables stay fast).
+    """
+    raw = values.astype(str)
+    if col.kind == "text":
+        raw = raw.str.strip()
+    parsed, expected = _parse_cells(raw.where(raw.ne("")), col)
+    parsed = parsed.astype(object)
+    retry = parsed.isna() & raw.ne("")
+    bad = pd.Series(False, index=values.index)
+    if retry.any():
+        text = raw[retry].str.strip()
+        missing = text.str.lower().isin(NA_WORDS)
+        again, _ = _parse_cells(text.where(~missing), col)
+        parsed.loc[retry] = again.astype(object).where(again.notna(), None)
+        bad.loc[retry] = ~missing & again.isna()
+        for idx in text.index[bad[retry]]:
+            report.add("error", file, f"found '{text[idx]}', expected {expected}.", row=int(idx) + 2,
+                       column=col.name)
     return _typed(parsed.where(~bad), col)
 
 
@@ -358,7 +375,7 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
 def _check_units(labs: pd.DataFrame, file: str, report: Report) -> pd.DataFrame:
     """Convert units with a fixed factor to the canonical unit (warning); refuse any other unit."""
     labs = labs.copy()
-    canonical = labs["analyte"].map(lambda a: contract.ANALYTES.get(a, ("",))[0])
+    canonical = labs["analyte"].map({a: unit for a, (unit, _) in contract.ANALYTES.items()}).fillna("")
     unit = labs["unit"].astype(str).str.strip()
     same = unit.str.lower().eq(canonical.str.lower()) | canonical.eq("")
     labs.loc[same & canonical.ne(""), "unit"] = canonical

@@ -530,25 +530,27 @@ def landmark(df: pd.DataFrame, duration: str, event: str, landmark_day: float,
 
 def counting_process(df: pd.DataFrame, duration: str, event: str, covariate: str,
                      covariate_day: str) -> pd.DataFrame:
-    """(start, stop] rows with a binary covariate switching 0 -> 1 at `covariate_day` (lifelines utils).
+    """(start, stop] rows with a binary covariate switching 0 -> 1 at `covariate_day`.
 
     A switch at day <= 0 means 1 from the start; a switch on or after the end of follow-up (or NaN)
     never happens (0 throughout), as R's tmerge(tdc()). The event sits on the last row only. Other
-    columns are carried as baseline constants.
+    columns are carried as baseline constants. Built directly (vectorised) rather than with lifelines'
+    add_covariate_to_timeline, which works patient by patient and is slow for large cohorts.
     """
-    from lifelines.utils import add_covariate_to_timeline, to_long_format
-
     d = _time_event(df, duration, event).reset_index(drop=True)
-    d["_row"] = np.arange(len(d))
-    day = pd.to_numeric(d[covariate_day], errors="coerce")
-    base = d.drop(columns=[covariate_day, covariate], errors="ignore")  # the covariate is rebuilt from its day
-    long = to_long_format(base, duration_col=duration)
-    cv = pd.DataFrame({"_row": d["_row"], "_t": day.clip(lower=0), covariate: 1})
-    cv = cv[cv["_t"].notna() & (cv["_t"] < d[duration])]
-    out = add_covariate_to_timeline(long, cv, id_col="_row", duration_col="_t", event_col=event)
-    out[covariate] = out[covariate].fillna(0).astype(int)
+    day = pd.to_numeric(d[covariate_day], errors="coerce").to_numpy(float)
+    stop = d[duration].to_numpy(float)
+    base = d.drop(columns=[covariate_day, covariate, duration], errors="ignore")
+    splits = (day > 0) & (day < stop)
+    from_start = day <= 0
+    whole = base.assign(start=0.0, stop=stop, **{covariate: from_start.astype(int)})
+    whole = whole[~splits]
+    before = base[splits].assign(start=0.0, stop=day[splits], **{covariate: 0})
+    before[event] = 0
+    after = base[splits].assign(start=day[splits], stop=stop[splits], **{covariate: 1})
+    out = pd.concat([whole, before, after]).rename_axis("_row").reset_index()
+    out = out.sort_values(["_row", "start"], kind="stable").drop(columns="_row").reset_index(drop=True)
     out[event] = out[event].astype(int)
-    out = out.sort_values(["_row", "start"]).drop(columns="_row").reset_index(drop=True)
     front = [c for c in ("patient_id",) if c in out.columns] + ["start", "stop", event, covariate]
     return out[front + [c for c in out.columns if c not in front]]
 
