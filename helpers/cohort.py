@@ -85,15 +85,18 @@ class CohortError(ValueError):
         super().__init__(report.text())
 
 
+_DEFAULTS = {spec.name: spec.default for spec in contract.SETTINGS}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Analysis choices that differ by study (cohort.yml); defaults follow helpers.contract.SETTINGS."""
+    """Analysis choices that differ by study (cohort.yml); the defaults are those of helpers.contract.SETTINGS."""
 
-    severe_crs_grade: int = 3
-    crs_system: str = "astct"
-    landmark_day: float = 28
-    remission_responses: tuple[str, ...] = ("CR", "CRi")
-    censor_at_hsct: bool = False
+    severe_crs_grade: int = _DEFAULTS["severe_crs_grade"]
+    crs_system: str = _DEFAULTS["crs_system"]
+    landmark_day: float = _DEFAULTS["landmark_day"]
+    remission_responses: tuple[str, ...] = tuple(_DEFAULTS["remission_responses"])
+    censor_at_hsct: bool = _DEFAULTS["censor_at_hsct"]
 
 
 @dataclass(frozen=True)

@@ -333,13 +333,18 @@ def _penn_components(d: pd.DataFrame, organ: pd.DataFrame, o: GradingOptions) ->
 
 
 def _worst(parts: list[Component]) -> Component:
-    """Row-wise maximum grade; label joins (with '+') every part that reaches it."""
-    g = np.max(np.vstack([p[0] for p in parts]), axis=0)
-    labels = [
-        "+".join(str(p[1][i]) for p in parts if p[0][i] == g[i] and g[i] > 0 and p[1][i])
-        for i in range(len(g))
-    ]
-    return g.astype(int), np.array(labels, dtype=object)
+    """Row-wise maximum grade; label joins (with '+') every part that reaches it (vectorised, part order)."""
+    g = np.max(np.vstack([p[0] for p in parts]), axis=0).astype(int)
+    labels = np.full(len(g), "", dtype=object)
+    for grade, lab in parts:
+        lab = np.asarray(lab, dtype=object)
+        hit = (grade == g) & (g > 0) & (lab != "")
+        if not hit.any():
+            continue
+        add = lab[hit].astype(str).astype(object)
+        cur = labels[hit]
+        labels[hit] = np.where(cur == "", add, cur + "+" + add)
+    return g, labels
 
 
 _COMPONENTS = {"astct": _astct_components, "lee2014": _lee_components,
@@ -349,20 +354,20 @@ _COMPONENTS = {"astct": _astct_components, "lee2014": _lee_components,
 # ------------------------------------------------------------------------------ public API
 
 
-def grade_daily(daily: pd.DataFrame, system: str = "astct", labs: pd.DataFrame | None = None,
-                options: GradingOptions = GradingOptions()) -> pd.DataFrame:
-    """Grade CRS per patient-day under one scale; returns patient_id, day, system, fever,
-    crs_day, grade (int 0-4) and driver (the rule that set the grade, '+'-joined on ties).
-
-    Grade 1 = CRS day with qualifying fever and nothing worse; a CRS day with neither fever nor
-    any graded sign (fever masked after tocilizumab, signs resolved) is grade 0, driver 'none'.
-    """
-    if system not in _COMPONENTS:
-        raise ValueError(f"unknown CRS grading system {system!r}; choose one of {SYSTEMS}")
+def _prepare(daily: pd.DataFrame, labs: pd.DataFrame | None,
+             options: GradingOptions) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Checked, sorted daily rows with their CRS-day gate and organ grades: the part every scale shares."""
     check_daily(daily)
     d = daily.sort_values(["patient_id", "day"]).reset_index(drop=True)
     fever, crs_day = _crs_gate(d, options)
-    organ = _organ_for_days(d, labs, options)
+    return d, fever, crs_day, _organ_for_days(d, labs, options)
+
+
+def _grade_prepared(prep: tuple, system: str, options: GradingOptions) -> pd.DataFrame:
+    """grade_daily for one scale on the output of _prepare (so several scales share one preparation)."""
+    if system not in _COMPONENTS:
+        raise ValueError(f"unknown CRS grading system {system!r}; choose one of {SYSTEMS}")
+    d, fever, crs_day, organ = prep
     fever_part = (fever.astype(int), np.where(fever, "fever", "").astype(object))
     grade, driver = _worst([fever_part] + _COMPONENTS[system](d, organ, options))
     gated = crs_day if (system == "astct" or options.fever_gate_all_systems) else np.ones(len(d), bool)
@@ -375,20 +380,63 @@ def grade_daily(daily: pd.DataFrame, system: str = "astct", labs: pd.DataFrame |
     })
 
 
-def _summarise_one(g: pd.DataFrame) -> dict:
-    """Onset, resolution, duration and day of maximum for one patient's graded days."""
-    g = g.sort_values("day")
-    days, grades = g["day"].to_numpy(dtype=float), g["grade"].to_numpy()
-    crs = grades >= 1
-    if not crs.any():
-        return {"crs_any": False, "max_grade": 0, "onset_day": np.nan, "resolution_day": np.nan,
-                "duration_days": np.nan, "crs_days": 0, "day_of_max": np.nan}
-    onset, last = days[crs][0], days[crs][-1]
-    after = days[(days > last)]
-    return {"crs_any": True, "max_grade": int(grades.max()), "onset_day": onset,
-            "resolution_day": after[0] if len(after) else np.nan,
-            "duration_days": last - onset + 1.0, "crs_days": int(crs.sum()),
-            "day_of_max": days[np.argmax(grades)]}
+def grade_systems(daily: pd.DataFrame, systems: tuple[str, ...] = SYSTEMS, labs: pd.DataFrame | None = None,
+                  options: GradingOptions = GradingOptions()) -> dict[str, pd.DataFrame]:
+    """grade_daily under each scale in `systems`, {system: graded}; the checks, sort, CRS-day gate and
+    organ grades are computed once and shared (same result as calling grade_daily per scale)."""
+    unknown = [s for s in systems if s not in _COMPONENTS]
+    if unknown:
+        raise ValueError(f"unknown CRS grading system {unknown[0]!r}; choose one of {SYSTEMS}")
+    prep = _prepare(daily, labs, options)
+    return {s: _grade_prepared(prep, s, options) for s in systems}
+
+
+def grade_daily(daily: pd.DataFrame, system: str = "astct", labs: pd.DataFrame | None = None,
+                options: GradingOptions = GradingOptions()) -> pd.DataFrame:
+    """Grade CRS per patient-day under one scale; returns patient_id, day, system, fever,
+    crs_day, grade (int 0-4) and driver (the rule that set the grade, '+'-joined on ties).
+
+    Grade 1 = CRS day with qualifying fever and nothing worse; a CRS day with neither fever nor
+    any graded sign (fever masked after tocilizumab, signs resolved) is grade 0, driver 'none'.
+    """
+    if system not in _COMPONENTS:
+        raise ValueError(f"unknown CRS grading system {system!r}; choose one of {SYSTEMS}")
+    return _grade_prepared(_prepare(daily, labs, options), system, options)
+
+
+SUMMARY_COLUMNS: tuple[str, ...] = ("crs_any", "max_grade", "onset_day", "resolution_day", "duration_days",
+                                     "crs_days", "day_of_max")
+
+
+def _summarise_all(graded: pd.DataFrame) -> pd.DataFrame:
+    """Onset, resolution, duration and day of maximum of every patient's graded days (groupby
+    aggregations; index = patient_id, sorted). Patients without a day graded >= 1: crs_any False,
+    max_grade 0, crs_days 0, days NaN. A CRS day with a missing day makes the last CRS day unknown."""
+    day = graded["day"].to_numpy(dtype=float)
+    grade = graded["grade"].to_numpy()
+    crs = grade >= 1
+    f = pd.DataFrame({"pid": graded["patient_id"].to_numpy(), "day": day, "grade": grade, "crs": crs,
+                      "crs_day": np.where(crs, day, np.nan), "crs_nan": crs & np.isnan(day)})
+    g = f.groupby("pid", sort=True)
+    code = g.ngroup().to_numpy()
+    keep = code >= 0  # rows with a missing patient_id belong to no patient
+    n_crs = g["crs"].sum().to_numpy()
+    max_grade = g["grade"].max().to_numpy()
+    last = g["crs_day"].max().to_numpy()
+    last = np.where(g["crs_nan"].any().to_numpy(), np.nan, last)
+    after = np.where(keep & (day > last[code]), day, np.nan)
+    at_max = np.where(keep & (grade == max_grade[code]), day, np.nan)
+    f = f.assign(after=after, at_max=at_max)
+    g = f.groupby("pid", sort=True)
+    any_crs = n_crs > 0
+    onset = g["crs_day"].min().to_numpy()
+    out = pd.DataFrame({
+        "crs_any": any_crs, "max_grade": np.where(any_crs, max_grade, 0), "onset_day": onset,
+        "resolution_day": np.where(any_crs, g["after"].min().to_numpy(), np.nan),
+        "duration_days": np.where(any_crs, last - onset + 1.0, np.nan), "crs_days": n_crs,
+        "day_of_max": np.where(any_crs, g["at_max"].min().to_numpy(), np.nan),
+    }, index=g.size().index)
+    return out
 
 
 def summarise_patients(graded: pd.DataFrame, patients: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -404,11 +452,15 @@ def summarise_patients(graded: pd.DataFrame, patients: pd.DataFrame | None = Non
     """
     if "system" in graded.columns and graded["system"].nunique() > 1:
         raise ValueError("graded table mixes grading systems; summarise one system at a time")
-    rows = {pid: _summarise_one(g) for pid, g in graded.groupby("patient_id", sort=True)}
-    ids = set(rows) | (set(patients["patient_id"]) if patients is not None else set())
-    empty = _summarise_one(pd.DataFrame({"day": [], "grade": []}))
-    out = pd.DataFrame([{"patient_id": p, **rows.get(p, empty)} for p in sorted(ids)],
-                       columns=["patient_id", *empty])
+    summary = _summarise_all(graded)
+    ids = sorted(set(summary.index) | (set(patients["patient_id"]) if patients is not None else set()))
+    if ids:
+        pos = summary.index.get_indexer(ids)
+        fill = {"crs_any": False, "max_grade": 0, "crs_days": 0}
+        out = pd.DataFrame({"patient_id": ids, **{
+            c: np.where(pos >= 0, summary[c].to_numpy()[pos], fill.get(c, np.nan)) for c in SUMMARY_COLUMNS}})
+    else:
+        out = pd.DataFrame([], columns=["patient_id", *SUMMARY_COLUMNS])
     if patients is not None and "death_cause" in patients.columns:
         p = patients.set_index("patient_id").reindex(out["patient_id"])
         died = (p["death_cause"] == "crs").fillna(False).to_numpy(dtype=bool)
@@ -433,9 +485,10 @@ def agreement_table(daily: pd.DataFrame, patients: pd.DataFrame | None,
                     options: GradingOptions = GradingOptions()) -> pd.DataFrame:
     """Wide table of per-patient max grade under each scale, plus `severe_agree` (all scales put
     the patient on the same side of `severe_grade`); re-grading shows where scales disagree."""
+    graded = grade_systems(daily, systems, labs, options)
     wide = None
     for s in systems:
-        t = crs_table(daily, patients, s, labs, options)[["patient_id", "max_grade"]]
+        t = summarise_patients(graded[s], patients)[["patient_id", "max_grade"]]
         t = t.rename(columns={"max_grade": s})
         wide = t if wide is None else wide.merge(t, on="patient_id", how="outer")
     severe = wide[list(systems)] >= severe_grade
@@ -468,8 +521,8 @@ def max_grade_drivers(daily: pd.DataFrame, systems: tuple[str, ...] = SYSTEMS,
     """Per patient and scale: max daily grade, its first day and the rule that set it (the driver),
     so that disagreements between scales can be explained sign by sign (CRS deaths not included)."""
     rows = []
-    for s in systems:
-        g = grade_daily(daily, s, labs, options).sort_values(["patient_id", "day"], kind="stable")
+    for s, g in grade_systems(daily, systems, labs, options).items():
+        g = g.sort_values(["patient_id", "day"], kind="stable")
         top = g.loc[g.groupby("patient_id")["grade"].idxmax()]
         rows.append(top[["patient_id", "system", "grade", "day", "driver"]])
     out = pd.concat(rows, ignore_index=True).rename(columns={"grade": "max_daily_grade", "day": "day_of_max"})

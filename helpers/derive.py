@@ -94,13 +94,14 @@ def _event_type(df: pd.DataFrame) -> pd.Series:
 def vital_extremes(daily: pd.DataFrame, window: tuple[float, float] = (0, 28)) -> pd.DataFrame:
     """Per patient over the window: highest temperature, lowest SBP, most vasopressors, most oxygen support."""
     d = daily[(daily["day"] >= window[0]) & (daily["day"] <= window[1])]
-    g = d.assign(oxygen_rank=d["oxygen"].map(OXYGEN_RANK)).groupby("patient_id")
+    on_pressor = (d["vasopressors"].fillna(0) > 0) | (d["vasopressin"].fillna(0) > 0)
+    d = d.assign(oxygen_rank=d["oxygen"].map(OXYGEN_RANK), on_pressor=on_pressor.astype(bool))
+    g = d.groupby("patient_id")
     out = pd.DataFrame({
         "temp_max_c": g["temp_max_c"].max(),
         "sbp_min_mmhg": g["sbp_min_mmhg"].min(),
         "vasopressors_max": g["vasopressors"].max().astype("float"),
-        "any_vasopressor": g.apply(lambda x: bool(((x["vasopressors"].fillna(0) > 0) |
-                                                   (x["vasopressin"].fillna(0) > 0)).any()), include_groups=False),
+        "any_vasopressor": g["on_pressor"].any(),
         "any_oxygen": g["oxygen_rank"].max() > 0,
     })
     return out.reset_index()

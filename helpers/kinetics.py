@@ -305,6 +305,22 @@ def _nca_one(t: np.ndarray, c: np.ndarray, end: float, method: str) -> dict:
             "half_life": hl["half_life"], "half_life_adj_r2": hl["adj_r2"], "half_life_n": hl["n_points"]}
 
 
+def _profiles(kinetics: pd.DataFrame):
+    """Per patient (sorted ids): id, number of non-missing samples, and its days and concentrations
+    sorted by day (stable), missing concentrations dropped; one sort and split instead of a groupby loop."""
+    code = kinetics.groupby("patient_id", sort=True).ngroup().to_numpy()
+    ids = kinetics.groupby("patient_id", sort=True).size().index
+    ok = (code >= 0) & kinetics[CONC].notna().to_numpy()
+    d = pd.DataFrame({"code": code[ok], "day": kinetics["day"].to_numpy()[ok],
+                      "conc": kinetics[CONC].to_numpy()[ok]}).sort_values(["code", "day"], kind="stable")
+    codes = d["code"].to_numpy()
+    day, conc = d["day"].to_numpy(dtype=float), d["conc"].to_numpy(dtype=float)
+    bounds = np.searchsorted(codes, np.arange(len(ids) + 1))
+    for i, pid in enumerate(ids):
+        a, b = bounds[i], bounds[i + 1]
+        yield pid, int(b - a), day[a:b], conc[a:b]
+
+
 def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-down",
         blq: BLQRule = BLQRule()) -> pd.DataFrame:
     """One row per patient of NCA parameters after the BLQ rule (PKNCA conventions, see module docstring).
@@ -316,10 +332,9 @@ def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-dow
     _check_kinetics(kinetics)
     _check_method(method)
     rows = []
-    for pid, raw in kinetics.groupby("patient_id", sort=True):
-        n = int(raw[CONC].notna().sum())
-        clean = apply_blq(raw[["day", CONC]], blq)
-        t, c = _profile_arrays(clean["day"], clean[CONC])
+    for pid, n, day, conc in _profiles(kinetics):
+        keep = _blq_keep(conc, blq)
+        t, c = _profile_arrays(day[keep], conc[keep])
         rows.append({"patient_id": pid, "n_samples": n, **_nca_one(t, c, end, method)})
     cols = ["patient_id", "n_samples", "cmax", "tmax", f"auc_0_{end:g}", "tlast", "clast", "persistence_day",
             "doubling_time", "doubling_adj_r2", "half_life", "half_life_adj_r2", "half_life_n"]

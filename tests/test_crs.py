@@ -477,3 +477,98 @@ def test_plot_crs_timeline_caps_lanes_at_first_pseudonyms():
     assert len(ax.collections[0].get_paths()) == n_p01 + n_p02
     assert ax.get_title() == "Showing the first 2 of 3 patients (pseudonym order)"
     plt.close(fig)
+
+
+# ------------------------------------------------------- vectorised code vs the reference loops
+
+
+def _reference_summary(g: pd.DataFrame) -> dict:
+    """The former per-patient loop of summarise_patients (reference implementation)."""
+    g = g.sort_values("day")
+    days, grades = g["day"].to_numpy(dtype=float), g["grade"].to_numpy()
+    hit = grades >= 1
+    if not hit.any():
+        return {"crs_any": False, "max_grade": 0, "onset_day": np.nan, "resolution_day": np.nan,
+                "duration_days": np.nan, "crs_days": 0, "day_of_max": np.nan}
+    onset, last = days[hit][0], days[hit][-1]
+    after = days[days > last]
+    return {"crs_any": True, "max_grade": int(grades.max()), "onset_day": onset,
+            "resolution_day": after[0] if len(after) else np.nan,
+            "duration_days": last - onset + 1.0, "crs_days": int(hit.sum()),
+            "day_of_max": days[np.argmax(grades)]}
+
+
+def _random_daily(n_patients: int, seed: int) -> pd.DataFrame:
+    """Random patient-days (gaps, shuffled rows) exercising every grading branch."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_patients):
+        days = np.sort(rng.choice(np.arange(-2, 20), size=rng.integers(1, 15), replace=False))
+        for d in days:
+            rows.append({"patient_id": f"P{i:03d}", "day": float(d),
+                         "temp_max_c": rng.choice([37.0, 38.2, 39.5, np.nan]),
+                         "sbp_min_mmhg": rng.choice([120.0, 85.0, np.nan]),
+                         "vasopressors": rng.choice([0, 0, 1, 2]), "vasopressin": rng.choice([0, 0, 1]),
+                         "oxygen": rng.choice(list(crs.OXYGEN_DEVICES)),
+                         "o2_flow_l_min": rng.choice([2.0, 8.0, np.nan]),
+                         "fio2_pct": rng.choice([30.0, 50.0, np.nan]),
+                         "tocilizumab": rng.choice([0, 0, 1]), "steroids": rng.choice([0, 0, 1]),
+                         "fever_other_cause": rng.choice([0, 0, 0, 1])})
+    df = pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    return df.astype({c: "Int64" for c in ("vasopressors", "vasopressin", "tocilizumab", "steroids",
+                                           "fever_other_cause")})
+
+
+def _random_labs(daily: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Organ labs on a random half of the patient-days (values spanning CTCAE grades 0-4)."""
+    rng = np.random.default_rng(seed)
+    pd_rows = daily[["patient_id", "day"]].sample(frac=0.5, random_state=seed)
+    parts = [pd_rows.assign(analyte=a, unit=u, value=rng.uniform(5, 1200 if a == "creatinine" else 900,
+                                                                  len(pd_rows)))
+             for a, u in crs.ORGAN_ANALYTES.items()]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_summarise_patients_equals_reference_loop_on_random_data():
+    daily = _random_daily(80, seed=11)
+    patients = pd.DataFrame({"patient_id": [f"P{i:03d}" for i in range(85)],
+                             "death_cause": [("crs" if i % 17 == 0 else pd.NA) for i in range(85)],
+                             "os_days": np.arange(85, dtype=float) + 3.0})
+    for system in crs.SYSTEMS:
+        graded = crs.grade_daily(daily, system)
+        graded = graded.sample(frac=1.0, random_state=3)  # row order must not matter
+        got = crs.summarise_patients(graded, patients)
+        ref = {pid: _reference_summary(g) for pid, g in graded.groupby("patient_id", sort=True)}
+        empty = _reference_summary(pd.DataFrame({"day": [], "grade": []}))
+        exp = pd.DataFrame([{"patient_id": p, **ref.get(p, empty)} for p in sorted(patients["patient_id"])])
+        died = (patients.set_index("patient_id")["death_cause"] == "crs").fillna(False).to_numpy(dtype=bool)
+        exp.loc[died, ["max_grade", "crs_any"]] = [5, True]
+        exp.loc[died, "day_of_max"] = patients["os_days"].to_numpy()[died]
+        exp = exp.astype({"crs_any": bool, "max_grade": "int64", "crs_days": "int64"})
+        pd.testing.assert_frame_equal(got, exp, check_exact=True)
+        assert got["max_grade"].max() >= 2  # the random data reach real grades
+
+
+def test_grade_systems_equals_grade_daily_per_scale():
+    daily = _random_daily(40, seed=5)
+    labs = _random_labs(daily, seed=6)
+    together = crs.grade_systems(daily, crs.SYSTEMS, labs)
+    assert list(together) == list(crs.SYSTEMS)
+    for system in crs.SYSTEMS:
+        alone = crs.grade_daily(daily, system, labs)
+        pd.testing.assert_frame_equal(together[system], alone, check_exact=True)
+    # ties between parts are '+'-joined in part order, e.g. a fever-only day stays 'fever' (grade 1)
+    assert together["astct"]["driver"].str.contains(r"\+").any() or together["lee2014"]["driver"].str.contains(
+        r"\+").any()
+    with pytest.raises(ValueError, match="unknown CRS grading system 'bogus'"):
+        crs.grade_systems(daily, ("astct", "bogus"))
+
+
+def test_worst_joins_every_part_at_the_maximum():
+    # row 0: grades (1, 3, 3) -> 3, labels of parts 2 and 3; row 1: all 0 -> ''; row 2: (2, 2, '') -> 'a+b'
+    parts = [(np.array([1, 0, 2]), np.array(["a", "x", "a"], dtype=object)),
+             (np.array([3, 0, 2]), np.array(["b", "y", "b"], dtype=object)),
+             (np.array([3, 0, 2]), np.array(["c", "z", ""], dtype=object))]
+    g, lab = crs._worst(parts)
+    assert g.tolist() == [3, 0, 2]
+    assert lab.tolist() == ["b+c", "", "a+b"]

@@ -493,3 +493,33 @@ def test_chapter_runs_on_an_empty_kinetics_table():
     facts = kr.chapter_facts(kr.empty_kinetics(), params, _pt(peak_copies=np.nan),
                              associations(params, _pt(x=[1.0, 2, 3]), ["cmax"], ["x"]))
     assert facts["kin_n_patients"] == 0 and facts["kin_peak_same"] == "no" and math.isnan(facts["kin_floor"])
+
+
+def test_nca_equals_reference_groupby_loop_on_random_profiles():
+    # reference: the former loop (groupby patient, apply_blq per profile, _nca_one); random profiles with
+    # BLQ zeros, missing values and shuffled rows, under several BLQ rules and both AUC methods
+    from helpers.kinetics import BLQRule, _nca_one, _profile_arrays, apply_blq
+
+    rng = np.random.default_rng(42)
+    rows = []
+    for i in range(60):
+        days = np.sort(rng.choice(np.arange(0, 60), size=rng.integers(1, 12), replace=False)).astype(float)
+        conc = rng.choice([0.0, 0.0, np.nan, 10.0, 500.0, 20000.0, 3000.0], size=days.size)
+        rows += [{"patient_id": f"P{i:02d}", "day": d, CONC: c} for d, c in zip(days, conc)]
+    rows += [{"patient_id": "P98", "day": d, CONC: 0.0} for d in (1.0, 7.0)]  # never quantifiable
+    rows += [{"patient_id": "P99", "day": 3.0, CONC: np.nan}]  # no usable sample: n_samples 0
+    kin = pd.DataFrame(rows).sample(frac=1.0, random_state=1).reset_index(drop=True)
+    for blq in (BLQRule(), BLQRule("drop", "keep", "drop")):
+        for method in ("lin-up/log-down", "linear"):
+            got = nca(kin, end=21.0, method=method, blq=blq)
+            ref = []
+            for pid, raw in kin.groupby("patient_id", sort=True):
+                clean = apply_blq(raw[["day", CONC]], blq)
+                t, c = _profile_arrays(clean["day"], clean[CONC])
+                ref.append({"patient_id": pid, "n_samples": int(raw[CONC].notna().sum()),
+                            **_nca_one(t, c, 21.0, method)})
+            pd.testing.assert_frame_equal(got, pd.DataFrame(ref, columns=got.columns), check_exact=True)
+            assert got["half_life"].notna().any()
+            p98 = got.set_index("patient_id").loc["P98", "cmax"]  # leading BLQ kept -> 0, dropped -> no sample
+            assert p98 == 0 if blq.first == "keep" else np.isnan(p98)
+            assert got.set_index("patient_id").loc["P99", "n_samples"] == 0

@@ -1,0 +1,67 @@
+"""Per-patient derived facts, on a hand-built cohort with answers worked out by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers import derive
+from helpers.cohort import load_cohort
+
+PATIENTS = """patient_id,best_response,os_days,os_event,pfs_days,pfs_event,remission_day,death_cause,crs_grade_reported
+A,CR,400,1,200,1,21,relapse,2
+B,CRi,90,1,90,1,,infection,4
+C,NR,300,0,40,1,,,0
+D,PR,60,1,60,1,,other,1
+"""
+DAILY = ("patient_id,day,temp_max_c,sbp_min_mmhg,vasopressors,vasopressin,oxygen,o2_flow_l_min,fio2_pct,"
+         "tocilizumab,steroids,fever_other_cause\n"
+         "A,1,38.4,110,0,0,none,0,21,0,0,0\n"
+         "A,2,39.1,85,0,0,low_flow,3,28,1,0,0\n"
+         "B,1,38.9,80,1,0,high_flow,20,50,1,1,0\n"
+         "B,2,37.5,82,0,1,none,0,21,0,0,0\n"
+         "C,3,38.6,120,0,0,none,0,21,0,0,1\n")
+LABS = "patient_id,day,analyte,value,unit\nA,1,il6,50,pg/mL\nA,3,il6,900,pg/mL\nA,40,il6,5000,pg/mL\nB,2,platelets,12,10^9/L\n"
+
+
+def cohort(tmp_path, daily=True):
+    (tmp_path / "patients.csv").write_text(PATIENTS, encoding="utf-8")
+    if daily:
+        (tmp_path / "daily.csv").write_text(DAILY, encoding="utf-8")
+    (tmp_path / "labs.csv").write_text(LABS, encoding="utf-8")
+    return load_cohort(tmp_path)
+
+
+def test_patient_table_from_the_daily_record(tmp_path):
+    pt = derive.patient_table(cohort(tmp_path)).set_index("patient_id")
+    assert pt["remission"].tolist() == [True, True, False, False]
+    # A recorded day 21; B in remission but unrecorded -> landmark day 28 (assumed); C, D none
+    assert pt["remission_day"].tolist()[:2] == [21.0, 28.0] and pt["remission_day"].iloc[2:].isna().all()
+    assert pt["remission_day_assumed"].tolist() == [False, True, False, False]
+    # ASTCT: A fever + hypotension without pressors, then low-flow O2 -> 2; B one vasopressor with
+    # fever -> 3, next day vasopressin alone after tocilizumab (fever not required) -> 3; C's fever
+    # has another documented cause -> no CRS; D has no daily rows -> 0.
+    assert pt["crs_grade"].tolist() == [2, 3, 0, 0]
+    assert pt["severe_crs"].tolist() == [False, True, False, False]
+    assert pt["crs_grade_source"].iat[0] == "graded from daily record (ASTCT 2019 consensus)"
+    # competing risks: A relapse (1); B died on its PFS day of infection (NRM, 2); C progression (1);
+    # D died on its PFS day of 'other' cause (NRM, 2)
+    assert pt["event_type"].tolist() == [1, 2, 1, 2]
+
+
+def test_reported_grades_are_the_fallback_without_daily(tmp_path):
+    pt = derive.patient_table(cohort(tmp_path, daily=False))
+    assert pt["crs_grade"].tolist() == [2, 4, 0, 1]
+    assert pt["crs_grade_source"].iat[0] == "as reported by the centre"
+
+
+def test_vital_and_lab_extremes_over_days_0_to_28(tmp_path):
+    c = cohort(tmp_path)
+    v = derive.vital_extremes(c.daily).set_index("patient_id")
+    assert v.loc["P01", "temp_max_c"] == 39.1 and v.loc["P01", "sbp_min_mmhg"] == 85
+    assert v["any_vasopressor"].tolist() == [False, True, False]  # B: a vasopressor, then vasopressin alone
+    assert v["any_oxygen"].tolist() == [True, True, False]
+    labs = derive.lab_extremes(c.labs).set_index("patient_id")
+    assert labs.loc["P01", "il6_max"] == 900  # the day-40 value lies outside the window
+    assert labs.loc["P02", "platelets_min"] == 12 and np.isnan(labs.loc["P01", "platelets_min"])
+    assert list(labs.columns) == sorted(labs.columns)
+    assert isinstance(labs, pd.DataFrame)
