@@ -449,28 +449,34 @@ def _check_references(tables: dict[str, pd.DataFrame], labels: dict[str, str], r
                        f"{death_day[pid]:g} (patients os_days, os_event = 1).", int(idx) + 2, "day")
 
 
+# setting -> (test of the YAML value, what is expected, in words)
+_SETTING_TYPES = {
+    "severe_crs_grade": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5,
+                         "a whole number from 1 to 5"),
+    "crs_system": (lambda v: v in ("astct", "lee2014", "ctcae5", "penn"), "one of astct, lee2014, ctcae5, penn"),
+    "landmark_day": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 365,
+                     "a number of days from 1 to 365"),
+    "remission_responses": (lambda v: isinstance(v, list) and v and all(r in contract.RESPONSES for r in v),
+                            "a list drawn from " + ", ".join(contract.RESPONSES)),
+    "censor_at_hsct": (lambda v: isinstance(v, bool), "true or false"),
+    "simulated": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
 def _settings(meta: dict | None, report: Report) -> tuple[Settings, dict]:
-    """Analysis settings and cohort fields from cohort.yml, with every unknown key refused."""
+    """Analysis settings and cohort fields from cohort.yml: unknown keys and wrongly typed values are refused."""
     meta = dict(meta or {})
     known = {s.name for s in contract.SETTINGS} | {s.name for s in contract.COHORT_FIELDS} | {"seed", "simulator"}
     for key in sorted(set(meta) - known):
         report.add("error", "cohort.yml", f"unknown setting '{key}'; known: {', '.join(sorted(known))}.")
-    kwargs = {}
-    for f in fields(Settings):
-        if f.name in meta and meta[f.name] is not None:
-            value = meta[f.name]
-            kwargs[f.name] = tuple(value) if f.name == "remission_responses" else value
-    try:
-        settings = Settings(**kwargs)
-    except TypeError as exc:
-        report.add("error", "cohort.yml", str(exc))
-        settings = Settings()
-    if settings.crs_system not in ("astct", "lee2014", "ctcae5", "penn"):
-        report.add("error", "cohort.yml", f"crs_system '{settings.crs_system}' is not one of astct, lee2014, ctcae5, penn.")
-    bad = [r for r in settings.remission_responses if r not in contract.RESPONSES]
-    if bad:
-        report.add("error", "cohort.yml", f"remission_responses has {bad}; allowed: {', '.join(contract.RESPONSES)}.")
-    return settings, meta
+    for key, (ok, expected) in _SETTING_TYPES.items():
+        if meta.get(key) is not None and not ok(meta[key]):
+            report.add("error", "cohort.yml", f"{key} is {meta[key]!r}; expected {expected}.")
+            meta.pop(key)
+    kwargs = {f.name: meta[f.name] for f in fields(Settings) if meta.get(f.name) is not None}
+    if "remission_responses" in kwargs:
+        kwargs["remission_responses"] = tuple(kwargs["remission_responses"])
+    return Settings(**kwargs), meta
 
 
 def _pseudonymise(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

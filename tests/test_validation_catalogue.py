@@ -128,6 +128,12 @@ CASES = [
     ("unknown setting in cohort.yml", {"cohort_yml": "name: X\nsevere_grade: 3\n"},
      "ERROR: cohort.yml: unknown setting 'severe_grade'; known: censor_at_hsct, crs_system, enrolled, landmark_day, "
      "name, remission_responses, seed, severe_crs_grade, simulated, simulator, source."),
+    ("wrongly typed setting", {"cohort_yml": "name: X\nsevere_crs_grade: three\nlandmark_day: 0\n"},
+     "ERROR: cohort.yml: severe_crs_grade is 'three'; expected a whole number from 1 to 5."),
+    ("setting outside its range", {"cohort_yml": "name: X\nlandmark_day: 0\n"},
+     "ERROR: cohort.yml: landmark_day is 0; expected a number of days from 1 to 365."),
+    ("unknown grading system", {"cohort_yml": "name: X\ncrs_system: mayo\n"},
+     "ERROR: cohort.yml: crs_system is 'mayo'; expected one of astct, lee2014, ctcae5, penn."),
     ("enrolled fewer than infused", {"cohort_yml": "name: X\nenrolled: 2\n"},
      "ERROR: cohort.yml: enrolled is 2; expected a whole number of at least 3 (the patients infused)."),
 ]
