@@ -208,12 +208,24 @@ def stage_sources(staging: Path, jobs: list[Job], cohort_name: str, simulated: b
     for job in jobs:
         dest = staging / job.source.relative_to(PROJECT_ROOT)
         shutil.copy2(job.output, dest)
+        fold_code(dest)
         if (job.output.parent / "tables").exists():
             shutil.copytree(job.output.parent / "tables", tables, dirs_exist_ok=True)
     config = yaml.safe_load((staging / "_config.yml").read_text(encoding="utf-8"))
     theme = config.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_theme_options", {})
     theme["announcement"] = banner_text(cohort_name, simulated)  # the bar at the top of every page
     (staging / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def fold_code(nb_path: Path) -> None:
+    """Fold every code cell's source on the site (a 'show code' toggle) so clinicians read prose and results
+    first; the parameters cell stays open. The notebooks themselves are unchanged."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if cell["cell_type"] == "code" and "parameters" not in tags and "hide-input" not in tags:
+            tags.append("hide-input")
+    nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def banner_text(cohort_name: str, simulated: bool) -> str:

@@ -101,3 +101,16 @@ def test_patients_only_cohort_builds_and_says_what_was_skipped(tmp_path):
     build.build(cohort, out, log=lambda *_: None)
     for page in ("03_survival", "04_crs", "05_kinetics"):
         assert "Skipped" in (out / "notebooks" / f"{page}.html").read_text(encoding="utf-8"), page
+
+
+def test_code_is_folded_on_the_site_but_parameters_stay_open(tmp_path):
+    nb = tmp_path / "x.ipynb"
+    nb.write_text(json.dumps({"cells": [
+        {"cell_type": "code", "id": "p", "metadata": {"tags": ["parameters"]}, "outputs": [], "source": "a = 1",
+         "execution_count": None},
+        {"cell_type": "code", "id": "c", "metadata": {}, "outputs": [], "source": "a + 1", "execution_count": None},
+        {"cell_type": "markdown", "id": "m", "metadata": {}, "source": "text"}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+    build.fold_code(nb)
+    tags = [c["metadata"].get("tags", []) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]]
+    assert tags == [["parameters"], ["hide-input"], []]
