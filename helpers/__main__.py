@@ -19,9 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("validate", help="check a cohort against the data contract and print every problem")
     v.add_argument("cohort", help="cohort folder or .xlsx workbook")
     s = sub.add_parser("simulate", help="write a simulated cohort")
-    s.add_argument("--out", default=str(SHIPPED_COHORT))
+    s.add_argument("--out", required=True, help="folder to write (data/simulated regenerates the shipped cohort)")
     s.add_argument("--n", type=int, default=24)
-    s.add_argument("--seed", type=int, default=None, help="default: the shipped cohort's seed")
+    s.add_argument("--seed", type=int, default=None,
+                   help="default: the shipped cohort's seed (with --calibrate: where the search starts)")
     s.add_argument("--no-labs", action="store_true", help="omit labs.csv")
     s.add_argument("--reported-grades", action="store_true",
                    help="write crs_grade_reported and omit daily.csv (a cohort graded elsewhere)")
@@ -64,7 +65,8 @@ def _simulate(args) -> int:
     from helpers import simulate
 
     tables = ("patients", "kinetics") + (() if args.reported_grades else ("daily",)) + (() if args.no_labs else ("labs",))
-    spec = simulate.SimulationSpec(n=args.n, seed=args.seed if args.seed is not None else simulate.SHIPPED_SEED,
+    default_seed = simulate.DEFAULT_SEED if args.calibrate else simulate.SHIPPED_SEED
+    spec = simulate.SimulationSpec(n=args.n, seed=args.seed if args.seed is not None else default_seed,
                                    tables=tables, reported_grades=args.reported_grades)
     if args.calibrate:
         spec, tried = simulate.calibrate(spec, log=print)
