@@ -91,7 +91,7 @@ def incidence(page) -> Shown | Skipped:
              "Severe CRS, among patients with CRS"][:len(inc)]
     cells = [fmt.prop_ci(k, n, lo, hi) for k, n, lo, hi in inc[["k", "n", "ci_low", "ci_high"]].to_numpy()]
     shown = pd.DataFrame({"Outcome": names, "n/N (%; 95% CI)": cells})
-    table = display.table(shown, "crs-incidence", stub="Outcome",
+    table = display.table(shown, "crs-incidence", align_left=["Outcome"],
                           notes=["Exact (Clopper-Pearson) 95% confidence intervals."])
     source = (f"Under {labels.scale(_primary(page))} (graded from the daily clinical record)" if page.data.has("daily")
               else "By the grades the centre reported")
@@ -119,7 +119,7 @@ def scale_incidence(page) -> Shown:
         rows.append([labels.scale(s), *[fmt.prop_ci(k, n, lo, hi) for k, n, lo, hi in
                                          one[["k", "n", "ci_low", "ci_high"]].to_numpy()]])
     shown = pd.DataFrame(rows, columns=["Scale", "Any CRS", f"Severe CRS (grade {GE}{_severe(page)})"])
-    table = display.table(shown, "crs-incidence-by-scale", stub="Scale",
+    table = display.table(shown, "crs-incidence-by-scale", align_left=["Scale"],
                           notes=["n/N (%; exact Clopper-Pearson 95% CI)."])
     severe = inc[inc["outcome"] != "any CRS"].set_index("system")["k"].astype(int)
     graders = severe[[s for s in severe.index if s in crs.SYSTEMS]]
@@ -148,7 +148,7 @@ def scale_crosstabs(page) -> Shown:
         shown.insert(0, stub, [str(g) for g in range(6)])
         agree = int(np.trace(tab.to_numpy()))
         parts.append(display.table(
-            shown, f"crs-crosstab-{primary}-{other}", stub=stub,
+            shown, f"crs-crosstab-{primary}-{other}", align_left=[stub],
             spanners={f"{labels.scale(other)} grade": [str(g) for g in range(6)]},
             title=f"{labels.scale(primary)} (rows) against {labels.scale(other)} (columns)",
             notes=[f"Patients by maximum grade; the diagonal holds the {agree} of {int(tab.to_numpy().sum())} "
@@ -170,7 +170,7 @@ def severe_switches(page) -> Shown:
         "Severe under the first only": sw["n_severe_a_only"].map(fmt.integer),
         "Severe under the second only": sw["n_severe_b_only"].map(fmt.integer),
     })
-    table = display.table(shown, "crs-severe-switches", stub="Scales compared",
+    table = display.table(shown, "crs-severe-switches", align_left=["Scales compared"],
                           notes=[f"Severe = maximum grade {GE}{_severe(page)}; each pair counted on the patients "
                                  "graded under both."])
     primary = sw[(sw["system_a"] == _primary(page)) | (sw["system_b"] == _primary(page))]
@@ -199,7 +199,7 @@ def disagreement_drivers(page) -> Shown | Skipped:
     shown = cells.pivot(index="patient_id", columns="system", values="text")[list(crs.SYSTEMS)]
     shown.columns = [labels.scale(s) for s in shown.columns]
     shown = shown.reset_index().rename(columns={"patient_id": "Patient"})
-    table = display.listing(shown, "crs-disagreements", stub="Patient",
+    table = display.listing(shown, "crs-disagreements", align_left=["Patient"],
                             notes=["Highest daily grade under each scale and the rule that set it, on that "
                                    "scale's worst day (a death from CRS, grade 5, is not a daily grade)."])
     return Shown(driver_sentences(drivers, a, _primary(page), _severe(page)) + " " + record, table,
@@ -229,21 +229,27 @@ def record_note(daily: pd.DataFrame) -> str:
     'high dose') and fluid boluses (Penn grade 3), decided from the columns and values present."""
     pressor = crs._pressor_mask(daily)
     n_days = int(pressor.sum()) if pressor is not None else 0
-    dose = daily["norepi_equiv_ug_min"] if "norepi_equiv_ug_min" in daily.columns else pd.Series(dtype=float)
-    n_dose = int(dose[pressor].notna().sum()) if n_days and len(dose) else 0
+    dose_cols = [c for c in ("norepi_equiv_ug_min", "vasopressor_high_dose") if c in daily.columns]
+    has_dose = bool(dose_cols)
+    n_dose = int(daily.loc[pressor, dose_cols].notna().any(axis=1).sum()) if n_days and has_dose else 0
+    assume = ("the graders assume a low dose under Lee 2014 and read two or more vasopressors as high dose under "
+              "Penn")
     if not n_days:
         first = "No patient-day in this record has a vasopressor, so the vasopressor-dose rules do not arise."
+    elif not has_dose:
+        first = f"This daily record has no vasopressor dose (norepinephrine equivalent), so on its {n_days} " \
+                f"vasopressor days {assume}."
     elif n_dose == n_days:
-        first = (f"A norepinephrine-equivalent dose is recorded on all {n_days} vasopressor days, so Lee 2014 "
-                 "and Penn grade 'high dose' from the dose.")
+        first = (f"A vasopressor dose (norepinephrine equivalent or a high-dose flag) is recorded on all {n_days} "
+                 "vasopressor days, so Lee 2014 and Penn grade 'high dose' from the record.")
     else:
-        first = (f"A norepinephrine-equivalent dose is recorded on {n_dose} of {n_days} vasopressor days; on the "
-                 "others the graders assume a low dose under Lee 2014 and read two or more vasopressors as high "
-                 "dose under Penn.")
+        first = f"A vasopressor dose (norepinephrine equivalent or a high-dose flag) is recorded on {n_dose} of " \
+                f"{n_days} vasopressor days; on the " \
+                f"others {assume}."
     boluses = "fluid_boluses" in daily.columns and daily["fluid_boluses"].notna().any()
     second = ("Fluid boluses are recorded, so Penn's 'multiple fluid boluses' (grade 3) is graded from them."
-              if boluses else "Fluid boluses are not recorded, so under Penn hypotension without vasopressors "
-                              "stays grade 2.")
+              if boluses else "This daily record has no fluid-bolus count, so under Penn hypotension without "
+                              "vasopressors stays grade 2.")
     return f"{first} {second}"
 
 
@@ -279,7 +285,7 @@ def course(page) -> Shown | Skipped:
         cells = [fmt.median_iqr(one[k]) for k in COURSE_ROWS] + [fmt.n_pct(int(one["recurrence"].sum()), len(one))]
         cols[f"{labels.scale(s)}, N = {len(one)}"] = cells
     shown = pd.DataFrame({"Characteristic": rows, **cols})
-    table = display.table(shown, "crs-course-by-scale", stub="Characteristic", notes=[
+    table = display.table(shown, "crs-course-by-scale", align_left=["Characteristic"], notes=[
         "Patients with CRS under each scale; median (Q1, Q3) or n (%). A death from CRS is grade 5 on the day of "
         f"death. An episode ends after {crs.COURSE_GAP_DAYS} days without CRS; recurrence is a second episode."])
     return Shown(course_sentence(with_crs, _primary(page)), table, _course_listing(page, c),
@@ -315,7 +321,7 @@ def _course_listing(page, c: pd.DataFrame) -> display.Table:
         "Duration, days": one["duration_days"].map(lambda v: fmt.number(v, 0)),
         "Day of maximum grade": one["day_of_max"].map(lambda v: fmt.number(v, 0)),
         "Episodes": one["episodes"].map(fmt.integer)})
-    return display.listing(shown, "crs-course-patients", stub="Patient",
+    return display.listing(shown, "crs-course-patients", align_left=["Patient"],
                            title=f"Course of CRS per patient ({labels.scale(_primary(page))})")
 
 
@@ -402,13 +408,13 @@ def _comparison(page, group: str, id: str, csv: str) -> Shown | Skipped:
     defining = comp[comp["role"] == "defining"]
     if len(defining):
         parts.append(display.table(_marker_rows(defining, frame, group, heads, tested=False), f"{id}-defining",
-                                   stub="Feature", groups="Domain",
+                                   align_left=["Feature"], groups="Domain",
                                    title=f"Features that define the grade under {labels.scale(_primary(page))}",
                                    notes=["Described, not tested: severe and mild CRS differ in these by "
                                           "definition. Median (Q1, Q3) or n (%)."]))
     shown = comp[comp["role"].isin(["tested", "constant"])]
     if len(shown):
-        parts.append(display.table(_marker_rows(shown, frame, group, heads, tested=True), id, stub="Marker",
+        parts.append(display.table(_marker_rows(shown, frame, group, heads, tested=True), id, align_left=["Marker"],
                                    groups="Domain", title="Markers compared", notes=_marker_notes(comp, frame, group)))
     parts.append(page.download(comp, csv))
     return Shown(*parts, data=comp)
@@ -436,6 +442,9 @@ def _marker_rows(comp: pd.DataFrame, frame: pd.DataFrame, group: str, heads: dic
             row[head] = _summary(frame.loc[frame[group] == lv, v], r["kind"], digits)
         if tested and r["role"] == "constant":
             row.update({"Effect (95% CI)": "not tested", "p-value": fmt.MISSING, "q-value": fmt.MISSING})
+        elif tested and r["kind"] == cs.B and not (fmt.is_finite(r["effect"]) and r["effect"] > 0):
+            row["Effect (95% CI)"] = "OR not estimable (a zero cell)"
+            row["p-value"], row["q-value"] = fmt.p_value(r["p_value"]), fmt.p_value(r["p_adj_bh"])
         elif tested:
             binary = r["kind"] == cs.B
             row["Effect (95% CI)"] = fmt.est_ci(r["effect"], r["effect_ci_low"], r["effect_ci_high"],
@@ -556,7 +565,7 @@ def predictors_univariable(page) -> Shown | Skipped:
     if why:
         return Skipped("predictor models", why + ".")
     u = _univariable(page)
-    table = display.table(_model_rows(u, "Baseline factor"), "crs-univariable", stub="Baseline factor",
+    table = display.table(_model_rows(u, "Baseline factor"), "crs-univariable", align_left=["Baseline factor"],
                           notes=[model_note(u, "one factor per model")])
     return Shown(table, page.download(u, "crs_predictors_univariable"), data=u)
 
@@ -572,7 +581,7 @@ def predictors_multivariable(page) -> Shown | Skipped:
                        f"it needs {fmt.join_words(labels.label(c).lower() for c in missing)}, absent or constant here.")
     m = cs.multivariable_models(page.pt)
     k = len(published.LOGISTIC_COVARIATES)
-    table = display.table(_model_rows(m, "Factor"), "crs-multivariable", stub="Factor",
+    table = display.table(_model_rows(m, "Factor"), "crs-multivariable", align_left=["Factor"],
                           notes=[model_note(m, f"{k} factors in one model")])
     return Shown(table, page.download(m, "crs_predictors_multivariable"), data=m)
 
@@ -604,15 +613,10 @@ def _p_words(p: object) -> str:
     return f"p {text[0]} {text[1:]}" if text[:1] in "<>" else f"p = {text}"
 
 
-PREDICTOR_UNITS = {"bm_blasts_pct": "per percentage point", "age_years": "per year", "log10_dose": "per 10-fold dose",
-                   "product_em_pct": "per percentage point", "cd4_cd8_ratio": "per unit", "ldh_u_per_l": "per U/L",
-                   "ph_positive": "yes vs no", "prior_allo_hsct": "yes vs no"}
-
-
 def predictor_label(term: str) -> str:
     """'Bone-marrow blasts before lymphodepletion, % (per percentage point)' from the label registry."""
     base = term.split("[")[0]
-    unit = PREDICTOR_UNITS.get(base)
+    unit = labels.EFFECT_UNITS.get(base)
     return f"{labels.label(base)} ({unit})" if unit else labels.label(base)
 
 
@@ -633,8 +637,9 @@ def model_note(models: pd.DataFrame, what: str) -> str:
     parts.append(f"Separation (linear-programming check): {fmt.join_words(predictor_label(t) for t in sep)}." if len(sep)
                  else "No separation found.")
     if len(ml_fail):
+        why = "separation" if set(ml_fail) <= set(sep) else "the fit did not converge"
         parts.append("Ordinary ML estimates do not exist for " + fmt.join_words(predictor_label(t) for t in ml_fail)
-                     + " (the fit did not converge): not estimable.")
+                     + f" ({why}): not estimable.")
     parts.append("Every Firth fit converged." if not len(firth_fail) else
                  "The Firth fit reported a numerical problem for "
                  + fmt.join_words(predictor_label(t) for t in firth_fail) + ".")
@@ -642,14 +647,6 @@ def model_note(models: pd.DataFrame, what: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- ROC
-
-
-ROC_WORDS = {"AUC": "Area under the ROC curve (AUC)", "sensitivity at cut-off": "Sensitivity at the cut-off",
-             "specificity at cut-off": "Specificity at the cut-off",
-             "balanced accuracy of cut-off rule, apparent": "Balanced accuracy of the cut-off rule, in-sample",
-             "optimism (bootstrap, cut-off re-chosen)": "Optimism (bootstrap, cut-off re-chosen)",
-             "balanced accuracy of cut-off rule, optimism-corrected":
-                 "Balanced accuracy of the cut-off rule, optimism-corrected"}
 
 
 def roc(page, score: str = "bm_blasts_pct") -> Shown | Skipped:
@@ -660,9 +657,9 @@ def roc(page, score: str = "bm_blasts_pct") -> Shown | Skipped:
                        "severe CRS.")
     n_boot, seed = int(page.params.get("n_boot", 2000)), int(page.params.get("boot_seed", 20200101))
     r = _cached(page, f"roc-{score}", lambda: cs.roc_table(pt, score, n_boot, seed))
-    rows = [{"Measure": ROC_WORDS.get(m, m), "Estimate (95% CI)": c} for m, c in _roc_cells(r, score)]
+    rows = [{"Measure": labels.ROC_MEASURES.get(m, m), "Estimate (95% CI)": c} for m, c in _roc_cells(r, score)]
     n, events = int(r["n"].iat[0]), int(r["events"].iat[0])
-    table = display.table(pd.DataFrame(rows), "crs-roc", stub="Measure", notes=[
+    table = display.table(pd.DataFrame(rows), "crs-roc", align_left=["Measure"], notes=[
         f"{n} patients, {events} with severe CRS. AUC: Mann-Whitney estimate with a stratified percentile bootstrap "
         f"95% CI; {fmt.integer(n_boot)} resamples, seed {seed}; the optimism is Harrell's bootstrap estimate with the "
         "cut-off re-chosen in each resample."])

@@ -275,7 +275,7 @@ def plot_time_courses(tc: pd.DataFrame, analytes: tuple[str, ...], axes: np.ndar
                 handles[n] = h
                 names.append(n)
     flat[0].figure.legend([handles[n] for n in names], names, loc="outside lower center",
-                          ncol=len(names), fontsize="small", frameon=False)
+                          ncol=len(names), frameon=False)
     return axes
 
 
@@ -340,7 +340,7 @@ def plot_timeline(graded: pd.DataFrame, daily: pd.DataFrame, patients: pd.DataFr
             ax.scatter(given["day"].astype(float), given["patient_id"].map(lane) + offset, marker=marker,
                        color="black", s=16, zorder=3)
     shown = sorted(set(cells["grade"].astype(int)) | {0, 1, 2, 3, 4})
-    handles = [Patch(color=crs.GRADE_COLOURS[k], label=GRADE_WORDS[k]) for k in shown]
+    handles = [Patch(color=crs.GRADE_COLOURS[k], label=labels.CRS_GRADES[k]) for k in shown]
     handles += [Line2D([], [], ls="", marker=m, color="black", label=name) for c, m, name in marks if c in d.columns]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     ax.set_yticks(range(len(ids)), ids, fontsize="small")
@@ -349,10 +349,6 @@ def plot_timeline(graded: pd.DataFrame, daily: pd.DataFrame, patients: pd.DataFr
     ax.set_xlabel("Day after infusion")
     ax.set_ylabel("Patient")
     return ax
-
-
-GRADE_WORDS = {0: "No CRS (grade 0)", 1: "Grade 1", 2: "Grade 2", 3: "Grade 3", 4: "Grade 4",
-               5: "Grade 5 (death from CRS)"}
 
 
 def fatal_cells(graded: pd.DataFrame, patients: pd.DataFrame | None) -> pd.DataFrame:

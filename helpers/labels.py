@@ -115,6 +115,22 @@ CRS_DRIVERS: dict[str, str] = {
     "hypoxia:fio2_low": "oxygen at FiO\u2082 below 40%", "hypoxia:supplemental_o2": "any supplemental oxygen",
     "coagulopathy:replacement": "coagulopathy needing factor replacement",
 }
+CRS_GRADES: dict[int, str] = {0: "No CRS (grade 0)", 1: "Grade 1", 2: "Grade 2", 3: "Grade 3", 4: "Grade 4",
+                              5: "Grade 5 (death from CRS)"}
+# The unit an odds or hazard ratio of a model term is per (helpers.crs_report predictor tables).
+EFFECT_UNITS: dict[str, str] = {
+    "bm_blasts_pct": "per percentage point", "age_years": "per year", "log10_dose": "per 10-fold dose",
+    "product_em_pct": "per percentage point", "cd4_cd8_ratio": "per unit", "ldh_u_per_l": "per U/L",
+    "ph_positive": "yes vs no", "prior_allo_hsct": "yes vs no",
+}
+# Measures of helpers.crs_severity.roc_table.
+ROC_MEASURES: dict[str, str] = {
+    "AUC": "Area under the ROC curve (AUC)", "sensitivity at cut-off": "Sensitivity at the cut-off",
+    "specificity at cut-off": "Specificity at the cut-off",
+    "balanced accuracy of cut-off rule, apparent": "Balanced accuracy of the cut-off rule, in-sample",
+    "optimism (bootstrap, cut-off re-chosen)": "Optimism (bootstrap, cut-off re-chosen)",
+    "balanced accuracy of cut-off rule, optimism-corrected": "Balanced accuracy of the cut-off rule, optimism-corrected",
+}
 
 SCALES: dict[str, str] = {
     "astct": "ASTCT 2019", "lee2014": "Lee 2014", "ctcae5": "CTCAE v5.0", "penn": "Penn",
@@ -155,7 +171,8 @@ def analyte(code: str, unit: bool = True) -> str:
     """'IL-6, pg/mL' (or 'IL-6' without the unit) from the analyte code and the contract's canonical unit."""
     name = ANALYTE_NAMES.get(code) or contract.ANALYTES.get(code, ("", code))[1].capitalize() or words(code)
     canonical = contract.ANALYTES.get(code, ("", ""))[0]
-    shown = canonical.replace("ug", "\u00b5g").replace("uL", "\u00b5L")
+    shown = (canonical.replace("ug", "\u00b5g").replace("uL", "\u00b5L").replace("umol", "\u00b5mol")
+             .replace("10^9/L", "\u00d710\u2079/L"))
     return f"{name}, {shown}" if unit and canonical else name
 
 
