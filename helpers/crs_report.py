@@ -142,7 +142,9 @@ def scale_crosstabs(page) -> Shown:
     parts, frames = [], []
     for other in [s for s in _scales(a) if s != primary]:
         tab = crs.grade_crosstab(a, primary, other)
-        frames.append(tab.rename_axis("row").reset_index().assign(column_scale=other, row_scale=primary))
+        long = pd.DataFrame([(primary, r, other, c, int(tab.iat[r, c])) for r in range(6) for c in range(6)],
+                            columns=["row_scale", "row_grade", "column_scale", "column_grade", "patients"])
+        frames.append(long)
         shown = pd.DataFrame(tab.to_numpy().astype(int).astype(str), columns=[str(g) for g in range(6)])
         stub = f"{labels.scale(primary)} grade"
         shown.insert(0, stub, [str(g) for g in range(6)])
