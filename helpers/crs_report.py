@@ -164,7 +164,8 @@ def severe_switches(page) -> Shown:
     a = _agreement(page)
     sw = crs.severe_switches(a, _severe(page))
     shown = pd.DataFrame({
-        "Scales compared": [f"{labels.scale(x)} and {labels.scale(y)}" for x, y in sw[["system_a", "system_b"]].to_numpy()],
+        "Scales compared": [f"{labels.scale(x)} and {labels.scale(y)}"
+                            for x, y in sw[["system_a", "system_b"]].to_numpy()],
         "Patients": sw["n_patients"].map(fmt.integer),
         "Severe under the first": sw["n_severe_a"].map(fmt.integer),
         "Severe under the second": sw["n_severe_b"].map(fmt.integer),
@@ -201,7 +202,7 @@ def disagreement_drivers(page) -> Shown | Skipped:
     shown = cells.pivot(index="patient_id", columns="system", values="text")[list(crs.SYSTEMS)]
     shown.columns = [labels.scale(s) for s in shown.columns]
     shown = shown.reset_index().rename(columns={"patient_id": "Patient"})
-    table = display.listing(shown, "crs-disagreements", align_left=["Patient"],
+    table = display.listing(shown, "crs-disagreements", align_left=list(shown.columns),
                             notes=["Highest daily grade under each scale and the rule that set it, on that "
                                    "scale's worst day (a death from CRS, grade 5, is not a daily grade)."])
     return Shown(driver_sentences(drivers, a, _primary(page), _severe(page)) + " " + record, table,
@@ -236,7 +237,9 @@ def record_note(daily: pd.DataFrame) -> str:
     n_dose = int(daily.loc[pressor, dose_cols].notna().any(axis=1).sum()) if n_days and has_dose else 0
     assume = ("the graders assume a low dose under Lee 2014 and read two or more vasopressors as high dose under "
               "Penn")
-    if not n_days:
+    if pressor is None:
+        first = "This daily record does not record vasopressors, so no day is graded by them."
+    elif not n_days:
         first = "No patient-day in this record has a vasopressor, so the vasopressor-dose rules do not arise."
     elif not has_dose:
         first = f"This daily record has no vasopressor dose (norepinephrine equivalent), so on its {n_days} " \
@@ -307,7 +310,8 @@ def course_sentence(with_crs: pd.DataFrame, primary: str) -> str:
     for s in [s for s in crs.SYSTEMS if s != primary]:
         other = with_crs[with_crs["system"] == s].set_index("patient_id")[["onset_day", "duration_days"]]
         both = base.join(other, how="outer", rsuffix="_other")
-        changed = ~((both["onset_day"] == both["onset_day_other"]) & (both["duration_days"] == both["duration_days_other"]))
+        changed = ~((both["onset_day"] == both["onset_day_other"])
+                    & (both["duration_days"] == both["duration_days_other"]))
         differ |= set(both.index[changed])
     return text + (" Onset and duration are the same under every scale: the scales share the rule for a CRS day "
                    "and differ in the grade." if not differ else
@@ -472,7 +476,7 @@ def window_note(frame: pd.DataFrame, group: str) -> str:
     dead = sub[sub["died_in_window"]]
     if dead.empty:
         return ""
-    by = fmt.join_words(f"{int((dead[group] == lv).sum())} with {labels.crs_group(lv).lower()}"
+    by = fmt.join_words(f"{int((dead[group] == lv).sum())} with {_in_sentence(labels.crs_group(lv))}"
                         for lv in sorted(sub[group].dropna().unique()) if (dead[group] == lv).any())
     return (f"{fmt.plural(len(dead), 'patient')} ({by}) died by day {int(cs.WINDOW[1])}: their extremes, nadirs "
             "above all, cover only the days they lived (died_in_window in the CSV).")
@@ -527,9 +531,8 @@ def time_courses(page) -> Shown | Skipped:
     cs.plot_time_courses(tc, tuple(have), axes, values=values)
     small = [labels.crs_group(g) for g in (cs.NONE, cs.MILD, cs.SEVERE)
              if (tc.loc[tc["crs_group"] == g, "group_n"] < cs.MIN_SUMMARISED).any()]
-    one = len(small) == 1
-    text = (f"{fmt.join_words(small)} {'has' if one else 'have'} fewer than {cs.MIN_SUMMARISED} patients and "
-            f"{'is' if one else 'are'} drawn as each patient's values (dashed lines)." if small else None)
+    text = (f"Groups of fewer than {cs.MIN_SUMMARISED} patients ({fmt.join_words(small)}) are drawn as each "
+            "patient's values (dashed lines), not as a median and interquartile range." if small else None)
     return Shown(text, fig, page.download(tc, "crs_time_courses"), data=tc)
 
 
@@ -550,6 +553,8 @@ def peak_heatmap(page) -> Shown | Skipped:
 def _model_ready(page) -> str | None:
     """Why the predictor models cannot be fitted on this cohort, or None."""
     pt = page.pt
+    if pt["severe_crs"].isna().all():
+        return "this cohort has no CRS grades"
     if pt["severe_crs"].dropna().nunique() < 2:
         return "the cohort does not have both patients with and without severe CRS"
     if not cs.available_predictors(pt):
@@ -636,8 +641,8 @@ def model_note(models: pd.DataFrame, what: str) -> str:
     parts = ["Firth's penalised likelihood (profile-likelihood 95% CI, penalised likelihood-ratio p) is primary; "
              f"ordinary maximum likelihood (Wald CI and p) beside it. {n} patients, {events} with severe CRS, "
              f"{what}: {fmt.number(epv, 1)} events per estimated coefficient, {rule}."]
-    parts.append(f"Separation (linear-programming check): {fmt.join_words(predictor_label(t) for t in sep)}." if len(sep)
-                 else "No separation found.")
+    parts.append("Separation (linear-programming check): " + fmt.join_words(predictor_label(t) for t in sep) + "."
+                 if len(sep) else "No separation found.")
     if len(ml_fail):
         why = "separation" if set(ml_fail) <= set(sep) else "the fit did not converge"
         parts.append("Ordinary ML estimates do not exist for " + fmt.join_words(predictor_label(t) for t in ml_fail)
@@ -655,8 +660,8 @@ def roc(page, score: str = "bm_blasts_pct") -> Shown | Skipped:
     """AUC of a pretreatment score for severe CRS with its bootstrap CI, the Youden cut-off and its optimism."""
     pt = page.pt
     if score not in pt.columns or pt.loc[pt[score].notna(), "severe_crs"].dropna().nunique() < 2:
-        return Skipped("the ROC analysis", f"it needs {labels.label(score).lower()} and patients with and without "
-                       "severe CRS.")
+        return Skipped("the ROC analysis", f"it needs {labels.label(score).split(',')[0].lower()} and patients with "
+                       "and without severe CRS.")
     n_boot, seed = int(page.params.get("n_boot", 2000)), int(page.params.get("boot_seed", 20200101))
     r = _cached(page, f"roc-{score}", lambda: cs.roc_table(pt, score, n_boot, seed))
     rows = [{"Measure": labels.ROC_MEASURES.get(m, m), "Estimate (95% CI)": c} for m, c in _roc_cells(r, score)]
@@ -712,8 +717,9 @@ def conclusions(page) -> Shown:
     if page.data.has("daily"):
         inc = crs.incidence_by_system(_agreement(page), _severe(page))
         k = inc[(inc["outcome"] != "any CRS") & inc["system"].isin(crs.SYSTEMS)]["k"]
-        parts.append(f"Depending on the scale alone, between {int(k.min())} and {int(k.max())} of {int(inc['n'].max())} "
-                     "patients had severe CRS." if k.nunique() > 1 else "The four scales agree on the severe count.")
+        parts.append(f"Depending on the scale alone, between {int(k.min())} and {int(k.max())} of "
+                     f"{int(inc['n'].max())} patients had severe CRS." if k.nunique() > 1 else
+                     "The four scales agree on the severe count.")
     if not _model_ready(page):
         epv = float(_univariable(page).query("method == 'Firth'")["epv"].min())
         if epv < 10:

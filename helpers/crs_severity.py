@@ -250,9 +250,12 @@ def plot_time_course(tc: pd.DataFrame, analyte: str, ax: Axes | None = None,
         ax.plot(t["day"], t["median"], color=colour, marker="o", ms=3, label=f"{name} (median, IQR)")
         ax.fill_between(t["day"], t["q1"], t["q3"], color=colour, alpha=0.2, linewidth=0)
     if analyte in LOG_ANALYTES:
-        from matplotlib.ticker import FuncFormatter, NullFormatter
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
         ax.set_yscale("log")
+        lo, hi = ax.get_ylim()
+        if hi / lo < 100:  # under two decades: label 1-2-5 steps, not a single power of ten
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(labels.analyte(analyte), fontsize="medium")

@@ -129,7 +129,8 @@ ROC_MEASURES: dict[str, str] = {
     "specificity at cut-off": "Specificity at the cut-off",
     "balanced accuracy of cut-off rule, apparent": "Balanced accuracy of the cut-off rule, in-sample",
     "optimism (bootstrap, cut-off re-chosen)": "Optimism (bootstrap, cut-off re-chosen)",
-    "balanced accuracy of cut-off rule, optimism-corrected": "Balanced accuracy of the cut-off rule, optimism-corrected",
+    "balanced accuracy of cut-off rule, optimism-corrected":
+        "Balanced accuracy of the cut-off rule, optimism-corrected",
 }
 
 SCALES: dict[str, str] = {

@@ -168,7 +168,7 @@ def test_severe_vs_mild_shipped(shipped_out):
     tested_rows = s.data[s.data["role"] == "tested"]
     assert tested_rows["p_adj_bh"].notna().all() and s.data.loc[s.data["role"] != "tested", "p_value"].isna().all()
     # two patients died of CRS by day 12, both severe: flagged under the table
-    assert "2 patients (2 with severe crs) died by day 28" in tested.html
+    assert "2 patients (2 with severe CRS) died by day 28" in tested.html
     assert "ALT, CTCAE v5.0 grade \u22653" in set(tested.frame["Marker"])
 
 
