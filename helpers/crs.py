@@ -627,7 +627,9 @@ def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None
 # ------------------------------------------------------------------ CRS course and treatment
 
 POSITIVE_PRESSURE: tuple[str, ...] = ("cpap", "bipap", "mechanical_ventilation")
-COURSE_GAP_DAYS = 3  # the book's episode rule (as GradingOptions.episode_gap_days): 3 CRS-free days end one
+# The book's episode rule: this many CRS-free days end an episode, the span that ends fever masking
+# (GradingOptions.episode_gap_days where the grader has it; 3 days otherwise).
+COURSE_GAP_DAYS: int = int(getattr(GradingOptions(), "episode_gap_days", 3))
 
 
 def episode_counts(graded: pd.DataFrame, gap_days: int = COURSE_GAP_DAYS) -> pd.Series:

@@ -48,6 +48,9 @@ def other(tmp_path_factory):
     _simulate(out)
     daily = pd.read_csv(out / "daily.csv")
     daily.drop(columns=["norepi_equiv_ug_min", "fluid_boluses"]).to_csv(out / "daily.csv", index=False)
+    patients = pd.read_csv(out / "patients.csv")
+    patients["crs_grade_reported"] = [i % 4 for i in range(len(patients))]  # the centre's own grades, 0-3
+    patients.to_csv(out / "patients.csv", index=False)
     return open_page(out, tmp_path_factory.mktemp("tables"), n_boot=200, boot_seed=5)
 
 
@@ -280,3 +283,13 @@ def test_sections_registered_for_validate(shipped):
     r = readiness(shipped.data).set_index("section")
     assert {"crs_report.timeline", "crs_report.course", "crs_report.time_courses"} <= set(r.index)
     assert r.loc["crs_report.timeline", "ready"]
+
+
+def test_other_cohort_compares_with_the_centres_grades(other, other_out):
+    tables = other_out["scale_crosstabs"].tables()
+    assert len(tables) == 4 and "Reported by the centre grade" in tables[-1].html
+    rows = other_out["scale_incidence"].tables()[0].frame.set_index("Scale")
+    k = sum(1 for i in range(len(other.data.patients)) if i % 4 == 3)
+    assert rows.loc["Reported by the centre"].iat[1].startswith(f"{k}/{len(other.data.patients)} ")
+    pairs = other_out["severe_switches"].tables()[0].frame["Scales compared"].tolist()
+    assert "ASTCT 2019 and Reported by the centre" in pairs
