@@ -112,7 +112,7 @@ def groupings(page) -> dict[str, tuple[pd.Series, str]]:
                            f"Severe CRS (grade \u2265{s.severe_crs_grade}, {labels.scale(s.crs_system)})")}
 
 
-def _columns(df: pd.DataFrame, groups: pd.Series | None) -> dict[str, pd.DataFrame]:
+def summary_columns(df: pd.DataFrame, groups: pd.Series | None) -> dict[str, pd.DataFrame]:
     """Header -> rows: 'Overall, N = n' then 'level, N = k' per level (gtsummary's add_overall order)."""
     cols = {f"Overall, N = {fmt.integer(len(df))}": df}
     if groups is not None:
@@ -122,7 +122,7 @@ def _columns(df: pd.DataFrame, groups: pd.Series | None) -> dict[str, pd.DataFra
     return cols
 
 
-def _cells(df: pd.DataFrame, var: str, kind: str, cols: dict) -> list[tuple[str, bool, dict]]:
+def summary_cells(df: pd.DataFrame, var: str, kind: str, cols: dict) -> list[tuple[str, bool, dict]]:
     """(label, indented, {column: cell}) rows of one variable as gtsummary prints it, Unknown last."""
     head = {h: "" for h in cols}
     rows = [(labels.label(var), False, head)]
@@ -161,10 +161,10 @@ def baseline_frames(pt: pd.DataFrame, groups: pd.Series | None = None) -> tuple[
     if by:
         df = df.assign(group=groups.to_numpy())
     tidy = tables.table_one(df, kinds, by=by, labels=names)
-    cols = _columns(df, None if groups is None else groups)
+    cols = summary_columns(df, None if groups is None else groups)
     rows, indent, tests = [], [], []
     for var, kind in kinds.items():
-        block = _cells(df, var, kind, cols)
+        block = summary_cells(df, var, kind, cols)
         if by:
             head = tidy[(tidy["variable"] == var) & (tidy["level"] == "")].iloc[0]
             block[0][2]["p-value"] = fmt.p_value(head["p_value"])
