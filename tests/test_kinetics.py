@@ -457,11 +457,13 @@ def test_literature_table_and_reference_comparison():
                            "auc_0_28": [1e5, 4e5, 1e4], "tmax": [7.0, 14.0, 10.0], "tlast": [28.0, 90.0, 14.0]})
     groups = {"remission": kr.remission_groups(_pt(remission=[True, True, False]))}
     summary = kr.summary_long(params, groups)
-    wide = kr.literature_table(summary)
-    assert list(wide.columns) == ["parameter", "statistic", "Overall", kr.REMISSION, kr.NO_REMISSION]
-    assert wide.loc[0, kr.REMISSION] == "32,700 (127%), n=2"
-    assert wide.loc[2, kr.REMISSION] == "10.5 (7\u201314), n=2"
-    assert wide.loc[0, kr.NO_REMISSION] == "1,000 (NA%), n=1"
+    wide = kr.literature_frame(summary, {"Overall": 3, kr.REMISSION: 2, kr.NO_REMISSION: 1})
+    assert list(wide.columns) == ["Parameter", "Overall, N = 3", f"{kr.REMISSION}, N = 2", f"{kr.NO_REMISSION}, N = 1"]
+    assert wide.loc[0, f"{kr.REMISSION}, N = 2"] == "32,700 (127%)"
+    assert wide.loc[2, f"{kr.REMISSION}, N = 2"] == "10.5 (7\u201314)"
+    assert wide.loc[0, f"{kr.NO_REMISSION}, N = 1"] == "1,000"  # one value: no geometric CV
+    fewer = kr.literature_frame(summary, {"Overall": 3, kr.REMISSION: 3, kr.NO_REMISSION: 1})
+    assert fewer.loc[0, f"{kr.REMISSION}, N = 3"] == "32,700 (127%); n = 2"  # rests on fewer than the column's N
     comp = kr.reference_comparison(summary, 28).set_index(["group", "parameter"])
     assert comp.loc[(kr.REMISSION, "cmax"), "ratio"] == pytest.approx(1.0)
     assert comp.loc[(kr.REMISSION, "tmax"), "ratio"] == pytest.approx(10.5 / 9.8)
