@@ -40,8 +40,8 @@ def _side_notes(flow: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[str, str]
     notes = []
     for stage, lost in zip(flow["stage"], flow["not_next"]):
         key = stage.split(" (")[0]
-        notes.append((f"{fmt.integer(lost)} {HEADLINES.get(key, 'left')}", _reasons(exits, key))
-                     if lost > 0 else ("", ""))
+        head, why = f"{fmt.integer(lost)} {HEADLINES.get(key, 'left')}", _reasons(exits, key)
+        notes.append((head, "" if why == head else why) if lost > 0 else ("", ""))
     return notes
 
 
