@@ -223,3 +223,26 @@ def test_findings_on_the_shipped_cohort(shipped):
     assert t.loc["Severe CRS (grade \u22653, ASTCT 2019)", "result"] == "6/24 (25.0%; 95% CI 9.8\u201346.7)"
     assert t["result"].str.contains("HR ").sum() == 2 and t["link"].notna().all()
     assert not t["result"].str.contains(r"\binf\b|\bnan\b|e\+").any()
+
+
+def test_simulator_writes_ne_for_deaths_before_the_assessment_day(tmp_path):
+    """Fresh simulation (the shipped seed, in a temp folder): NE exactly for non-responders dead before day 28;
+    the other tables stay byte-identical and every published fact still holds."""
+    from helpers import published, simulate
+    from helpers.cohort import load_cohort
+
+    spec = simulate.SimulationSpec(seed=simulate.SHIPPED_SEED)
+    simulate.write_cohort(simulate.simulate_cohort(spec), tmp_path, simulate.cohort_meta(spec))
+    p = pd.read_csv(tmp_path / "patients.csv")
+    early = ~p["best_response"].isin(["CR", "CRi"]) & p["os_event"].eq(1) & (p["os_days"] < simulate.ASSESSMENT_DAY)
+    assert early.any()
+    assert p["best_response"].eq("NE").tolist() == early.tolist()
+    assert simulate.cohort_meta(spec)["landmark_day"] == simulate.ASSESSMENT_DAY
+    shipped = pd.read_csv(SHIPPED_COHORT / "patients.csv")
+    assert p.drop(columns="best_response").equals(shipped.drop(columns="best_response"))
+    for name in ("kinetics.csv", "daily.csv", "labs.csv"):
+        assert (tmp_path / name).read_bytes() == (SHIPPED_COHORT / name).read_bytes(), name
+    cohort = load_cohort(tmp_path)
+    assert published.check_facts(cohort)["reproduced"].tolist() == [True] * 10
+    flow = cohort_report.flow_frames(open_page(tmp_path, tmp_path / "tables"))[1].set_index(["stage", "reason"])["n"]
+    assert flow[("Evaluable for response", "died before response assessment")] == int(early.sum())
