@@ -99,6 +99,12 @@ def flow(page) -> Shown:
 
 
 # ------------------------------------------------------------------ Table 1
+def scale_words(page) -> str:
+    """The scale the CRS grades come from: the cohort's grading system, or 'reported by the centre'."""
+    source = page.pt["crs_grade_source"].iat[0] if "crs_grade_source" in page.pt and len(page.pt) else ""
+    return "as reported by the centre" if str(source).startswith("as reported") else labels.scale(page.settings.crs_system)
+
+
 def groupings(page) -> dict[str, tuple[pd.Series, str]]:
     """Table 1 splits: name -> (group per patient, spanner label); levels 'No remission'/'Remission' etc."""
     s, pt = page.settings, page.pt
@@ -109,7 +115,7 @@ def groupings(page) -> dict[str, tuple[pd.Series, str]]:
     return {"remission": (pd.Series(rem, index=pt.index, name="group"),
                           f"Remission ({'/'.join(s.remission_responses)})"),
             "severe_crs": (pd.Series(sev, index=pt.index, name="group"),
-                           f"Severe CRS (grade \u2265{s.severe_crs_grade}, {labels.scale(s.crs_system)})")}
+                           f"Severe CRS (grade \u2265{s.severe_crs_grade}, {scale_words(page)})")}
 
 
 def summary_columns(df: pd.DataFrame, groups: pd.Series | None) -> dict[str, pd.DataFrame]:
@@ -195,11 +201,14 @@ def baseline_table(pt: pd.DataFrame, groups: pd.Series | None, spanner: str, id:
 def _table_one(page, split: str, id: str) -> Shown | Skipped:
     """Table 1 split by one grouping (skipped when it does not have patients on both sides)."""
     groups, spanner = groupings(page)[split]
+    kinds, _, absent = describe.available_variables(page.pt)
+    if not kinds:
+        return Skipped("Table 1", "this cohort has no values for any baseline or product characteristic ("
+                       + "; ".join(absent) + ").")
     if groups.dropna().nunique() < 2:
         return Skipped(f"Table 1 by {spanner[0].lower()}{spanner[1:]}",
                        "the split needs patients on both sides, and this cohort has them on one side only.")
     table, tidy = baseline_table(page.pt, groups, spanner, id)
-    _, _, absent = describe.available_variables(page.pt)
     parts = [table, page.download(tidy, f"table1_by_{split}")]
     if absent:
         parts.append(f"Not recorded in this cohort, so not in the table: {'; '.join(absent)}.")
@@ -281,7 +290,8 @@ def conclusions(page) -> Shown:
             f"from. At this size a proportion near one half is known only to within an exact 95% interval "
             f"{fmt.number(100 * (hi - lo), 0)} percentage points wide, and a comparison of two groups of "
             f"{fmt.integer(half)} has little power except for very large differences, so a p-value above 0.05 in "
-            "Table 1 does not show that the groups were alike, and a few small ones are expected by chance among "
-            f"{fmt.plural(len(kinds), 'characteristic')}.")
+            "Table 1 does not show that the groups were alike"
+            + (f", and a few small ones are expected by chance among {fmt.plural(len(kinds), 'characteristic')}."
+               if kinds else "."))
     return Shown(text, data=pd.DataFrame([{"n": n, "half_n": half, "ci_low": lo, "ci_high": hi,
                                            "n_characteristics": len(kinds)}]))

@@ -97,7 +97,9 @@ def crs_lines(page) -> list[dict]:
     if pt["crs_grade"].isna().all():
         return []
     inc = crs_severity.incidence(pt, s.severe_crs_grade)
-    rows = [_row("Any CRS" if i == 0 else f"Severe CRS (grade \u2265{s.severe_crs_grade}, {labels.scale(s.crs_system)})",
+    from helpers.cohort_report import scale_words
+
+    rows = [_row("Any CRS" if i == 0 else f"Severe CRS (grade \u2265{s.severe_crs_grade}, {scale_words(page)})",
                  fmt.prop_ci(r.k, r.n, r.ci_low, r.ci_high), "crs", r.estimate, r.ci_low, r.ci_high)
             for i, r in enumerate(inc.head(2).itertuples())]
     if set(published.LOGISTIC_COVARIATES) <= set(pt.columns) and pt["severe_crs"].dropna().nunique() == 2:

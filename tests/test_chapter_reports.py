@@ -246,3 +246,23 @@ def test_simulator_writes_ne_for_deaths_before_the_assessment_day(tmp_path):
     assert published.check_facts(cohort)["reproduced"].tolist() == [True] * 10
     flow = cohort_report.flow_frames(open_page(tmp_path, tmp_path / "tables"))[1].set_index(["stage", "reason"])["n"]
     assert flow[("Evaluable for response", "died before response assessment")] == int(early.sum())
+
+
+def test_points_not_boxes_for_groups_of_fewer_than_five():
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    from helpers.group_plot import points_by_group
+
+    values = pd.Series([1.0, 2, 3, 4, 5, 6, 7, 8, 9], index=list("abcdefghi"))
+    groups = pd.Series(pd.Categorical(["small"] * 3 + ["large"] * 6, categories=["small", "large"]), index=values.index)
+    fig, ax = plt.subplots()
+    points_by_group(values, groups, ax, ylabel="Value, unit")
+    bars = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(bars) == 1  # the median bar of the group of 3; the group of 6 gets a box (drawn as lines)
+    assert len(ax.lines) >= 5 and ax.get_ylabel() == "Value, unit"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["small\n(n = 3)", "large\n(n = 6)"]
+    colours = {tuple(np.round(c.get_facecolor()[0], 3)) for c in ax.collections if not isinstance(c, LineCollection)
+               and len(c.get_offsets())}
+    assert len(colours) == 1  # one colour for every point: position, not colour, names the group
+    plt.close(fig)
