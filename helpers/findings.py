@@ -28,6 +28,7 @@ SECTION_NAMES = {"response": "Response", "survival": "Survival", "multivariable"
 
 
 def _row(finding: str, result: str, link: str, est=np.nan, lo=np.nan, hi=np.nan) -> dict:
+    """One tidy row of the findings frame."""
     return {"finding": finding, "result": result, "estimate": est, "ci_low": lo, "ci_high": hi, "link": link}
 
 

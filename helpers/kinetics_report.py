@@ -194,19 +194,23 @@ def nca_params(page) -> pd.DataFrame:
 
 
 def auc_end(page) -> float:
+    """The AUC window's end day (chapter parameter `auc_end_day`, default 28)."""
     return float(page.params.get("auc_end_day", 28.0))
 
 
 def auc_col(page) -> str:
+    """The NCA column of the AUC over the chapter's window, e.g. 'auc_0_28'."""
     return f"auc_0_{auc_end(page):g}"
 
 
 def groupings(page) -> dict[str, pd.Series]:
+    """Remission and severe-CRS groups per patient_id, for the summary and the profiles."""
     return {"remission": remission_groups(page.pt),
             "severe_crs": severe_crs_groups(page.pt, page.settings.severe_crs_grade)}
 
 
 def blq_words(page) -> str:
+    """The declared BLQ rule in words, from the chapter parameters."""
     p = page.params
     return (f"BLQ samples before the first quantifiable one {p.get('blq_first', 'keep')}, between quantifiable "
             f"samples {p.get('blq_middle', 'drop')}, after the last quantifiable one {p.get('blq_last', 'keep')}")
@@ -238,6 +242,7 @@ def auc_reason(params: pd.DataFrame, end: float) -> pd.Series:
 
 
 def _cell(value: str, reason: str) -> str:
+    """The formatted value, or 'not estimable' when there is a reason it does not exist."""
     return value if not reason else fmt.NOT_ESTIMABLE
 
 
@@ -389,6 +394,7 @@ def reference(page) -> Shown:
 
 
 def _floor(kin: pd.DataFrame) -> float:
+    """Half the lowest quantified value: where BLQ samples are drawn."""
     pos = kin.loc[kin[kinetics.CONC] > 0, kinetics.CONC]
     return float(pos.min()) / 2 if len(pos) else float("nan")
 
@@ -457,6 +463,7 @@ def associations(page) -> Shown:
 
 
 def _facts(page) -> dict:
+    """The chapter's counts (chapter_facts) for this page's NCA and associations."""
     params = nca_params(page)
     a = kinetics.associations(params, page.pt, ["cmax", auc_col(page)], list(ASSOCIATION_TERMS))
     return chapter_facts(page.data.kinetics, params, page.pt, a, auc_end(page))

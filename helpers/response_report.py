@@ -18,6 +18,7 @@ RATE_NAMES = {"Remission": "Remission, of all infused patients",
 
 
 def _remission_words(page) -> str:
+    """The cohort's remission responses in words: 'CR/CRi'."""
     return "/".join(page.settings.remission_responses)
 
 
