@@ -324,20 +324,22 @@ def _summary_cell(row: pd.Series, n_group: int) -> str:
     return text + (f"; n = {int(row['n'])}" if int(row["n"]) < n_group else "")
 
 
+SPLIT_NAMES = {"Overall": "All patients", "remission": "By remission", "severe_crs": "By severe CRS"}
+
+
 def literature_frame(summary: pd.DataFrame, sizes: dict[str, int]) -> pd.DataFrame:
-    """The literature table as text: a row per parameter, a column per group with N in its header."""
+    """The literature table as text: a row per group ('Remission (CR/CRi), N = 16') under its split, a column
+    per parameter (Cmax, AUC, Tmax, Tlast)."""
     wide = summary.pivot_table(index=["group", "parameter"], columns="statistic", values="value", aggfunc="first")
     main = summary[summary["statistic"].isin(["geometric_mean", "median"])]
     rows = []
-    params = list(dict.fromkeys(main["parameter"]))
-    for p in params:
-        row = {"Parameter": param_label(p)}
-        for g in dict.fromkeys(main["group"]):
-            m = main[(main["parameter"] == p) & (main["group"] == g)].iloc[0]
-            w = wide.loc[(g, p)]
-            cell = pd.Series({"statistic": m["statistic"], "value": m["value"], "n": m["n"],
+    for (split, g), part in main.groupby(["split", "group"], sort=False):
+        row = {"Split": SPLIT_NAMES.get(split, split), "Group": f"{g}, N = {sizes.get(g, 0)}"}
+        for m in part.itertuples():
+            w = wide.loc[(g, m.parameter)]
+            cell = pd.Series({"statistic": m.statistic, "value": m.value, "n": m.n,
                               "cv": w.get("geometric_cv_pct", np.nan), "min": w.get("min", np.nan), "max": w.get("max", np.nan)})
-            row[f"{g}, N = {sizes.get(g, 0)}"] = _summary_cell(cell, sizes.get(g, 0))
+            row[param_label(m.parameter)] = _summary_cell(cell, sizes.get(g, 0))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -352,18 +354,12 @@ def summary(page) -> Shown:
     for g in groups.values():
         sizes.update({str(k): int(v) for k, v in g.reindex(ids).value_counts().items()})
     frame = literature_frame(long, sizes)
-    cols = list(frame.columns[1:])
-    spanners = {}
-    for name, g in groups.items():
-        span = [c for c in cols if c.rsplit(", N = ", 1)[0] in [str(x) for x in g.cat.categories]]
-        if span:
-            spanners["By remission" if name == "remission" else "By severe CRS"] = span
     zeros = int((params["cmax"] == 0).sum())
     notes = ["Cmax and AUC: geometric mean (geometric CV%), patients without a quantifiable sample left out; "
-             "Tmax and Tlast: median (range). n is given where a cell rests on fewer patients than its column."]
+             "Tmax and Tlast: median (range). n is given where a value rests on fewer patients than its group's N."]
     if zeros:
         notes.append(f"{fmt.plural(zeros, 'patient')} without any quantifiable sample cannot enter a geometric mean.")
-    table = display.table(frame, "kinetics-summary", stub="Parameter", spanners=spanners, notes=notes)
+    table = display.table(frame, "kinetics-summary", stub="Group", groups="Split", notes=notes)
     return Shown(table, page.download(long, "kinetics_summary"), data=long)
 
 
