@@ -734,7 +734,7 @@ def _not_estimable_reason(row: pd.Series) -> str:
     """Why a fitted term has no estimate to print ('' when it has one), in a reader's words."""
     if "events" in row and is_zero(row["events"]):
         return "no events"
-    coef = row.get("coef", math.nan)
+    coef = row["coef"] if "coef" in row else (math.log(row["hr"]) if fmt_pos(row.get("hr")) else math.nan)
     if not np.isfinite(coef):
         return "the model could not be fitted" + (f" ({row['warning']})" if str(row.get("warning", "")) else "")
     if abs(coef) > COEF_MAX:
@@ -744,6 +744,14 @@ def _not_estimable_reason(row: pd.Series) -> str:
     if not (np.isfinite(row.get("ci_low", math.nan)) and np.isfinite(row.get("ci_high", math.nan))):
         return "the confidence interval is undefined"
     return ""
+
+
+def fmt_pos(x: object) -> bool:
+    """True for a finite positive number (a hazard ratio that has a logarithm)."""
+    try:
+        return math.isfinite(float(x)) and float(x) > 0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def is_zero(x: object) -> bool:
