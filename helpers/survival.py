@@ -873,8 +873,8 @@ def km_figure(df: pd.DataFrame, duration: str, event: str, group: str | None = N
         step = float(nice[1] - nice[0]) if len(nice) > 1 else 1.0
     ticks = list(np.arange(0, tmax + 1e-9, step))
     n_rows = 3 * len(groups)
-    fig = plt.figure(figsize=(7.2, 4.2 + 0.19 * n_rows))
-    grid = fig.add_gridspec(2, 1, height_ratios=[4.2, 0.19 * n_rows + 0.5], hspace=0.35)
+    fig = plt.figure(figsize=(7.2, 4.2 + 0.24 * n_rows))
+    grid = fig.add_gridspec(2, 1, height_ratios=[4.2, 0.24 * n_rows + 0.6], hspace=0.3)
     ax, tab = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     for i, (label, sub) in enumerate(groups):
         curve = km_curve(sub, duration, event)
@@ -904,11 +904,11 @@ def _risk_rows(tab, table: pd.DataFrame, groups, names: dict, ticks, xlim, scale
     for i, (label, _) in enumerate(groups):
         rows = table[table["group"] == label]
         title = names.get(label, label) if len(groups) > 1 else "All patients"
-        tab.text(xlim[0], y + 0.55, title, color=f"C{i}", fontsize=8, fontweight="bold", ha="left")
+        tab.text(xlim[0], y + 0.75, title, color=f"C{i}", fontsize=8, fontweight="bold", ha="left")
         for what, col in (("At risk", "n_risk"), ("Events", "n_events"), ("Censored", "n_censored")):
             tab.text(xlim[0] - 0.02 * (xlim[1] - xlim[0]), y, what, ha="right", va="center", fontsize=8)
             for _, r in rows.iterrows():
                 tab.text(r["time"] / scale, y, f"{int(r[col])}", ha="center", va="center", fontsize=8)
             y -= 0.8
-        y -= 0.6
-    tab.set_ylim(y + 0.4, 1.0)
+        y -= 0.9
+    tab.set_ylim(y + 0.6, 1.2)

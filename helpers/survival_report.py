@@ -100,7 +100,9 @@ def available_candidates(pt: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 def label(table: pd.DataFrame) -> pd.DataFrame:
     """Add a `label` column naming each term in words."""
-    return table.assign(label=table["term"].map(CANDIDATES).fillna(table["term"]))
+    from helpers import labels as registry
+
+    return table.assign(label=[registry.label(t) for t in table["term"]])
 
 
 def km_table(d: pd.DataFrame, ends: dict[str, str], group: str | None = None,
@@ -687,7 +689,7 @@ def logrank_words(d: pd.DataFrame, end: str, group: str) -> str:
     if sub[f"{end}_event"].sum() == 0:
         return "log-rank test not possible (no events)"
     p = fmt.p_value(survival.logrank(sub, f"{end}_days", f"{end}_event", group)["p_value"])
-    return f"log-rank p {p}" if p[:1] in "<>" else f"log-rank p = {p}"
+    return f"log-rank p {p[0]} {p[1:]}" if p[:1] in "<>" else f"log-rank p = {p}"
 
 
 def _median_cells(sub: pd.DataFrame, end: str, est: pd.DataFrame) -> str:
@@ -904,10 +906,15 @@ def landmark_figure(series: pd.DataFrame, tv: pd.DataFrame, L: float):
         ax.axvline(L, color="grey", linestyle=":", linewidth=1)
         ax.set_yscale("log")
         ax.set(title=NAMES[e], xlabel="Landmark day")
+        days_ = series["landmark_day"]
+        ax.set_xlim(days_.min() - 3, days_.max() + 3)
+        for x in series[(series["endpoint"] == e) & ~series["estimable"]]["landmark_day"]:
+            ax.annotate("not estimable", (x, 0.5), xycoords=("data", "axes fraction"), rotation=90, ha="center",
+                        va="center", fontsize=7, color="grey")
         ax.spines[["top", "right"]].set_visible(False)
         for _, r in series[series["endpoint"] == e].iterrows():
             if r["late_all"]:
-                ax.annotate(f"{int(r['late_all'])} late", (r["landmark_day"], 1), xycoords=("data", "axes fraction"),
+                ax.annotate(f"{int(r['late_all'])}", (r["landmark_day"], 0.99), xycoords=("data", "axes fraction"),
                             ha="center", va="top", fontsize=7, color="C3")
     axes[0][0].set_ylabel("Hazard ratio, remission vs none")
     axes[0][0].legend(frameon=False, fontsize=7, loc="lower left")
@@ -936,7 +943,10 @@ def landmark_table(page) -> Shown:
         "Cox model of remission documented by the landmark, among patients event-free after it; time from the "
         "landmark. Responders documented later count as not in remission at that landmark.", *notes])
     fig = landmark_figure(series, tv, L)
-    return Shown(tab, fig, page.download(series, "survival_landmark_sensitivity"), data=series)
+    caption = ("Figure: landmark hazard ratio of remission (points, 95% CI) by landmark day; the band is the "
+               "time-varying estimate, the dotted line the landmark in use, and the red numbers at the top the "
+               "responders documented after each landmark.")
+    return Shown(tab, fig, caption, page.download(series, "survival_landmark_sensitivity"), data=series)
 
 
 def _sort_key(x: str):
