@@ -778,7 +778,10 @@ def safe_cox(df: pd.DataFrame, duration: str, event: str, covariates: Sequence[s
     d = _model_data(df, duration, event, covariates)
     flat = [c for c in covariates if d[c].nunique() < 2]
     if d.empty or d[event].sum() == 0 or flat:
-        why = "no events" if d.empty or d[event].sum() == 0 else f"no variation in {', '.join(flat)}"
+        from helpers.labels import label
+
+        why = ("no events" if d.empty or d[event].sum() == 0
+               else "no variation in " + ", ".join(label(c).lower() for c in flat))
         nan = [math.nan] * len(covariates)
         out = _tidy(covariates, nan, nan, nan, nan, nan, {"n": len(d), "events": int(d[event].sum()),
                     "epv": math.nan, "concordance": math.nan, "converged": False, "warning": why})
@@ -821,8 +824,11 @@ def landmark_series(df: pd.DataFrame, duration: str, event: str, covariate_day: 
         lm = landmark(df, duration, event, float(L), covariate_day_col=covariate_day)
         x = f"{covariate_day}_by_landmark"
         lm[x] = lm[x].astype(float)
-        fit = safe_cox(lm, duration, event, [x]).iloc[0]
+        fit = safe_cox(lm, duration, event, [x]).iloc[0].copy()
         day = pd.to_numeric(lm[covariate_day], errors="coerce")
+        if len(lm) and lm[x].nunique() < 2:
+            fit["reason"] = ("nobody event-free at this landmark was exposed by it" if lm[x].sum() == 0
+                             else "everybody event-free at this landmark was exposed by it")
         rows.append({"landmark_day": float(L), "hr": fit["hr"], "ci_low": fit["ci_low"], "ci_high": fit["ci_high"],
                      "p_value": fit["p_value"], "n": int(fit["n"]), "events": int(fit["events"]),
                      "n_exposed": int(lm[x].sum()), "late": int((day > L).sum()),

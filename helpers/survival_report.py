@@ -932,8 +932,10 @@ def landmark_table(page) -> Shown:
     rows, notes = [], []
     for _, r in series.iterrows():
         r = r.copy()
-        if r["n_exposed"] == 0:
-            r["reason"] = "no responder was documented in remission by this day"
+        r["reason"] = {"nobody event-free at this landmark was exposed by it":
+                       "no responder was documented in remission by this landmark",
+                       "everybody event-free at this landmark was exposed by it":
+                       "every patient event-free at this landmark was in remission"}.get(r["reason"], r["reason"])
         rows.append({"Landmark day": fmt.number(r["landmark_day"], 0) + (" (setting)" if r["chosen"] else ""),
                      "Endpoint": NAMES[r["endpoint"]], "Patients": fmt.integer(r["n"]), "Events": fmt.integer(r["events"]),
                      "Responders documented later": fmt.integer(r["late_all"]),
@@ -1008,9 +1010,19 @@ def multivariable(page) -> Shown:
     notes: list[str] = []
     shown = _cox_rows(tidy.assign(model=tidy["model"]), notes)
     tab = display.table(shown, "survival-cox-multivariable", stub="Variable", groups="Endpoint",
-                        notes=[f"Model: {tidy['model'].iloc[0]}; Cox, Efron ties, Wald 95% CI.", epv_note(tidy), *notes])
+                        notes=[f"Model: {model_words(tidy['model'].iloc[0])}; Cox, Efron ties, Wald 95% CI.", epv_note(tidy),
+                               *notes])
     fig = forest(tidy)
     return Shown(tab, fig, page.download(tidy, "survival_cox_multivariable"), data=tidy)
+
+
+def model_words(model: str) -> str:
+    """'as published without log10_peak' -> 'as published, without peak CAR-T expansion (absent or constant here)'."""
+    head, _, missing = model.partition(" without ")
+    if not missing:
+        return head
+    return f"{head}, without " + fmt.join_words(labels.label(c).split(",")[0].lower() for c in missing.split(", ")) \
+        + " (absent or constant in this cohort)"
 
 
 def forest(tidy: pd.DataFrame):

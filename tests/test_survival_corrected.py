@@ -102,8 +102,9 @@ def test_median_with_undefined_limits_prints_words_not_inf():
     d = pd.DataFrame({"pfs_days": [12.0, 28, 28, 56], "pfs_event": [1, 1, 1, 1]})
     est = sv.km_estimates(d, "pfs_days", "pfs_event", times=())
     cell = sr._median_cells(d, "pfs", est.assign(group="all"))
-    assert "inf" not in cell and "nan" not in cell
-    assert cell.startswith(fmt.months(28))
+    # S: 0.75 at 12, 0.25 at 28, 0 at 56 -> median 28 days; the lower log-log curve crosses 0.5 at day 12;
+    # the upper one stays above 0.5 until S = 0, where it is undefined: R prints NA, the book "not estimable"
+    assert cell == f"{fmt.months(28)} ({fmt.months(12)} to not estimable)" == "0.9 (0.4 to not estimable)"
 
 
 def test_logrank_words_never_end_empty():
@@ -192,11 +193,20 @@ def test_shipped_cohort_crs_deaths_and_peaks(shipped):
     assert pt.loc[pt["peak_not_observed"].fillna(False).astype(bool), "peak_day"].tolist() == [10.0, 7.0]
 
 
-def test_every_section_renders_on_the_shipped_cohort(shipped):
+@pytest.fixture(scope="module")
+def rendered(shipped, other) -> dict:
+    """Every section's page text (Markdown and table HTML text) on both cohorts, computed once."""
+    out = {}
+    for key, page in (("shipped", shipped), ("other", other)):
+        for name in SECTIONS:
+            out[key, name] = _page_text(getattr(sr, name)(page))
+            plt.close("all")
+    return out
+
+
+def test_every_section_renders_on_the_shipped_cohort(rendered):
     for name in SECTIONS:
-        out = getattr(sr, name)(shipped)
-        plt.close("all")
-        text = out.text() if hasattr(out, "text") else out.markdown()
+        text = rendered["shipped", name]
         assert "inf" not in text.replace("infusion", "").replace("infection", "").lower().split()
         assert "nan" not in text.split() and "p = ," not in text and "p = ." not in text
 
@@ -215,17 +225,64 @@ def other(tmp_path_factory):
     return sr.open_chapter(str(out), tmp_path_factory.mktemp("tables2"), landmark_day=21)
 
 
-def test_sections_on_another_cohort_follow_its_data(other):
-    texts = {}
-    for name in SECTIONS:
-        out = getattr(sr, name)(other)
-        plt.close("all")
-        texts[name] = out.text() if hasattr(out, "text") else out.markdown()
+def test_sections_on_another_cohort_follow_its_data(other, rendered):
+    texts = {name: rendered["other", name] for name in SECTIONS}
     joined = "\n".join(texts.values())
     assert "simulated" not in joined.lower()
     assert "24 patients" not in joined and "16 responders" not in joined
-    assert texts["expansion"].startswith("> **Skipped")
-    assert texts["hsct"].startswith("> **Skipped")
+    assert texts["expansion"].lstrip().startswith("> **Skipped")
+    assert texts["hsct"].lstrip().startswith("> **Skipped")
     n = len(other.data.patients)
     assert f"With {n} patients" in texts["conclusions"]
     assert sr.landmark(other) == 21.0
+
+
+def test_peak_timing_by_hand():
+    from helpers import derive
+
+    kin = pd.DataFrame({"patient_id": ["A"] * 3 + ["B"] * 3 + ["C"] * 2,
+                        "day": [0.0, 4, 7, 0, 7, 14, 0, 7],
+                        "car_copies_per_ug_dna": [1.0, 10, 100, 1, 50, 20, 1, 30]})
+    pt = pd.DataFrame({"patient_id": ["A", "B", "C"], "os_days": [8.0, 15, 400], "os_event": [1, 1, 0]})
+    out = derive.peak_timing(kin, pt).set_index("patient_id")
+    # A peaks at its last sample (7) and died on day 8: not observed; B peaked on 7, before its last sample;
+    # C peaks at its last sample but is alive: its expansion was not cut short by death
+    assert out["peak_day"].tolist() == [7.0, 7.0, 7.0]
+    assert out["peak_not_observed"].tolist() == [True, False, False]
+
+
+def test_cohort_without_remission_days_assumes_the_landmark(tmp_path):
+    from helpers.__main__ import main
+
+    out = tmp_path / "c"
+    assert main(["simulate", "--n", "30", "--seed", "3", "--out", str(out)]) == 0
+    p = pd.read_csv(out / "patients.csv")
+    p.drop(columns=["remission_day"]).to_csv(out / "patients.csv", index=False)
+    page = sr.open_chapter(str(out), tmp_path / "t")
+    text = sr.remission_timing(page).text()
+    assert "does not record the day remission was documented" in text and "Warning" not in text
+    tidy = sr.corrected_remission_hr(page.data, "os")
+    tidy = tidy.set_index("analysis")
+    # every responder switches at the landmark: before it nobody is exposed, so time-varying = landmark
+    assert tidy.loc["time-varying", "hr"] == pytest.approx(tidy.loc["landmark", "hr"], rel=1e-6)
+    assert tidy.loc["landmark", "late"] == 0
+
+
+def _page_text(out) -> str:
+    import re
+
+    text = out.text() if hasattr(out, "text") else out.markdown()
+    for t in getattr(out, "tables", lambda: [])():
+        body = re.sub(r"<style.*?</style>", "", t.html[t.html.find("<table"):], flags=re.S)
+        text += " " + re.sub(r"<[^>]+>", " ", body)
+    return text
+
+
+def test_no_code_names_or_inf_reach_the_page(rendered):
+    import re
+
+    for (_, name), text in rendered.items():
+        bad = set(re.findall(r"\b[a-z0-9]+_[a-z0-9_]+\b", text.replace("`", " ")))
+        bad |= set(re.findall(r"\b(?:inf|nan|NaN|True|False|None)\b", text))
+        # column names may appear only inside a skip note, quoted as code
+        assert not bad or "Skipped" in text, (name, bad)
