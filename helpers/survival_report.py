@@ -1,7 +1,11 @@
-"""Chapter-level composition for the survival chapter: endpoints the cohort supports, the candidate
-list, naive-versus-landmark comparisons, sensitivity analyses side by side, and the numbers its prose
-quotes. The statistics themselves are in `helpers.survival`; the published models in
-`helpers.published` (one definition).
+"""The survival chapter: its analyses as tidy frames and its sections as `(page) -> Shown | Skipped`.
+
+The statistics are in `helpers.survival`; the published models in `helpers.published` (one definition).
+The corrected analyses are plain functions over a cohort returning tidy frames, so other pages (the
+"Does it hold up?" page) read the same numbers: `corrected_remission_hr`, `landmark_sensitivity`,
+`severe_crs_sensitivity`, `expansion_adjustment`, `firth_published`, `response_endpoints`, `nrm_by_cause`.
+Every estimate carries `estimable` and `reason`: a fit that did not converge or is not identified is shown
+as "not estimable" with its reason, never as a number.
 
 Remission timing: the day each responder was known to be in remission comes from the optional
 `remission_day` column; where a cohort does not record it, every responder (best response in the
@@ -249,20 +253,6 @@ def epv_paragraph(mv: pd.DataFrame) -> str:
     return " ".join(f"**{e}**: {epv_sentence(rows)}." for e, rows in mv.groupby("endpoint", sort=False))
 
 
-def glue_facts(facts: dict, prefix: str = "sv_") -> None:
-    """myst_nb.glue every fact (NumPy scalars as int/float, as glue needs) under `prefix + key`, not displayed."""
-    from myst_nb import glue
-
-    for key, value in facts.items():
-        if isinstance(value, (bool, np.bool_)):
-            value = str(value)
-        elif isinstance(value, (int, np.integer)):
-            value = int(value)
-        elif isinstance(value, (float, np.floating)):
-            value = float(value)
-        glue(prefix + key, value, display=False)
-
-
 def days(x: float) -> str:
     """'282 days', or 'not reached' for inf, 'not estimable' for NaN."""
     if isinstance(x, float) and math.isnan(x):
@@ -330,19 +320,6 @@ def ph_sentence(ph: pd.DataFrame, alpha: float = 0.05) -> str:
         verdict = ("no term has p < %g" % alpha) if not bad else "p < %g for %s" % (alpha, ", ".join(bad))
         out.append(f"**{name}**: global test p = {glob:.2f}; {verdict}.")
     return "\n\n".join(out)
-
-
-def fragility(mv: pd.DataFrame, km: pd.DataFrame, bias: pd.DataFrame) -> dict:
-    """What the closing paragraph quotes: HR CI widths (ratio upper/lower), the median-OS CI, the remission HR shift."""
-    ratio = (mv["ci_high"] / mv["ci_low"]).replace([np.inf, -np.inf], np.nan).dropna() if len(mv) else pd.Series()
-    med = km[km["quantity"] == "median"].iloc[0]
-    os_bias = bias[bias["endpoint"] == ENDPOINTS["os"]].reset_index(drop=True)
-    return {"ci_ratio_max": float(ratio.max()) if len(ratio) else math.nan,
-            "ci_ratio_min": float(ratio.min()) if len(ratio) else math.nan,
-            "os_median_ci": f"{days(med['ci_low'])} to {days(med['ci_high'])}",
-            "os_events": int(med["events"]),
-            "os_epv": float(mv["epv"].iloc[0]) if len(mv) else math.nan,
-            "remission_shift": f"{hr_text(os_bias.iloc[0])} naive, {hr_text(os_bias.iloc[1])} from the landmark"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -1168,16 +1145,22 @@ def proportional_hazards(page) -> Shown:
     return Shown(text, tab, fig, data=tidy)
 
 
+def firth_published(cohort, endpoint: str = "os", landmark_day: float | None = None,
+                    d: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The published model by ordinary Cox (Efron) and Firth-penalised Cox (Breslow, profile-likelihood CI),
+    stacked with `method` 'cox' / 'firth' and estimability; empty when no published covariate varies."""
+    d = frame(cohort, landmark_day) if d is None else d
+    std = survival.estimability(published_model(d, endpoint))
+    if std.empty:
+        return std
+    fr = survival.estimability(survival.firth_cox_table(d, f"{endpoint}_days", f"{endpoint}_event", std["term"].tolist()))
+    return pd.concat([std.assign(method="cox"), fr.assign(method="firth")], ignore_index=True).assign(endpoint=endpoint)
+
+
 def firth(page) -> Shown:
     """The published model by ordinary (Efron) and Firth-penalised (Breslow) Cox, side by side, per term."""
     d, ends = _d(page), _ends(page)
-    parts = []
-    for e in ends:
-        std = survival.estimability(published_model(d, e))
-        if std.empty:
-            continue
-        fr = survival.estimability(survival.firth_cox_table(d, f"{e}_days", f"{e}_event", std["term"].tolist()))
-        parts += [std.assign(endpoint=e, method="cox"), fr.assign(endpoint=e, method="firth")]
+    parts = [t for t in (firth_published(page.data, e, landmark(page), d) for e in ends) if len(t)]
     if not parts:
         return Skipped("the Firth-penalised models", "none of the published covariates varies in this cohort.")
     tidy = pd.concat(parts, ignore_index=True)
