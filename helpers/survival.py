@@ -863,10 +863,17 @@ def _median_mark(ax, curve: pd.DataFrame, median_days: float, color: str, scale:
         ax.plot([x, x], [0, 0.5], linestyle=":", color=color, linewidth=1)
 
 
+def month_ticks(tmax: float, step: float | None = None) -> list[float]:
+    """Axis ticks in months: quarterly up to a year, half-yearly up to four years, then yearly."""
+    step = step or (3.0 if tmax <= 12 else 6.0 if tmax <= 48 else 12.0)
+    return [float(t) for t in np.arange(0, max(tmax, step) + 1e-9, step)]
+
+
 def km_figure(df: pd.DataFrame, duration: str, event: str, group: str | None = None,
               names: dict[str, str] | None = None, ylabel: str = "Survival probability",
               xlabel: str = "Months since infusion", legend_title: str | None = None,
-              p_text: str | None = None, scale: float = 365.25 / 12, step: float | None = None):
+              p_text: str | None = None, scale: float = 365.25 / 12, step: float | None = None,
+              everyone: str = "All patients"):
     """A KMunicate-style figure: curves with 95% CI bands and censor marks, dotted medians, an optional
     log-rank p, and under the axis a table of numbers at risk, events and censored per group (time in months)."""
     import matplotlib.pyplot as plt
@@ -874,10 +881,7 @@ def km_figure(df: pd.DataFrame, duration: str, event: str, group: str | None = N
     groups = _groups(df, group)
     names = names or {}
     tmax = float(pd.to_numeric(df[duration], errors="coerce").max()) / scale
-    if step is None:
-        nice = _nice_times(tmax) if tmax > 0 else [0.0, 1.0]
-        step = float(nice[1] - nice[0]) if len(nice) > 1 else 1.0
-    ticks = list(np.arange(0, tmax + 1e-9, step))
+    ticks = month_ticks(tmax, step)
     n_rows = 3 * len(groups)
     fig = plt.figure(figsize=(7.2, 4.2 + 0.24 * n_rows))
     grid = fig.add_gridspec(2, 1, height_ratios=[4.2, 0.24 * n_rows + 0.6], hspace=0.3)
@@ -886,7 +890,7 @@ def km_figure(df: pd.DataFrame, duration: str, event: str, group: str | None = N
         curve = km_curve(sub, duration, event)
         color = f"C{i}"
         m = curve.assign(time=curve["time"] / scale)
-        _draw_step(ax, m, "surv", "ci_low", "ci_high", color, names.get(label, label if group else "All patients"))
+        _draw_step(ax, m, "surv", "ci_low", "ci_high", color, names.get(label, label if group else everyone))
         cens = m[m["n_censor"] > 0]
         ax.plot(cens["time"], cens["surv"], linestyle="none", marker="+", markersize=8, color=color)
         _median_mark(ax, m, _r_quantile(curve["time"].to_numpy(), curve["surv"].to_numpy()), color, scale)
@@ -897,8 +901,8 @@ def km_figure(df: pd.DataFrame, duration: str, event: str, group: str | None = N
         ax.legend(title=legend_title, frameon=False, loc="upper right", fontsize=8, title_fontsize=8)
     if p_text:
         ax.text(0.02, 0.04, p_text, transform=ax.transAxes, fontsize=9)
-    _risk_rows(tab, kmunicate_table(df, duration, event, group, [t * scale for t in ticks]), groups, names,
-               ticks, ax.get_xlim(), scale)
+    _risk_rows(tab, kmunicate_table(df, duration, event, group, [t * scale for t in ticks]), groups,
+               names if group else {"all": everyone}, ticks, ax.get_xlim(), scale)
     return fig
 
 
@@ -909,7 +913,7 @@ def _risk_rows(tab, table: pd.DataFrame, groups, names: dict, ticks, xlim, scale
     y = 0.0
     for i, (label, _) in enumerate(groups):
         rows = table[table["group"] == label]
-        title = names.get(label, label) if len(groups) > 1 else "All patients"
+        title = names.get(label, label)
         tab.text(xlim[0], y + 0.75, title, color=f"C{i}", fontsize=8, fontweight="bold", ha="left")
         for what, col in (("At risk", "n_risk"), ("Events", "n_events"), ("Censored", "n_censored")):
             tab.text(xlim[0] - 0.02 * (xlim[1] - xlim[0]), y, what, ha="right", va="center", fontsize=8)

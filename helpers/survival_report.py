@@ -1202,8 +1202,7 @@ def cif_figure(df: pd.DataFrame, duration: str, event_type: str, names: dict[int
     grid = fig.add_gridspec(2, 1, height_ratios=[4.2, 0.7], hspace=0.35)
     ax, tab = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     tmax = float(time.max()) / MONTH if len(time) else 1.0
-    nice = survival._nice_times(tmax)
-    ticks = nice if len(nice) > 1 else [0.0, tmax]
+    ticks = survival.month_ticks(tmax)
     for i, cause in enumerate(sorted(set(etype) - {0})):
         curve = survival._aalen_johansen(time, etype, int(cause))
         if time.max() > curve["time"].max():
@@ -1241,7 +1240,7 @@ def response_duration(page) -> Shown:
         return Skipped("duration of response", "no responder relapsed or died." if len(resp) else "no patient reached remission.")
     tidy = response_endpoints(page.data, landmark(page), d, times)
     fig1 = survival.km_figure(resp, "dor_days", "dor_event", ylabel="In remission and alive",
-                              xlabel="Months since remission was documented")
+                              xlabel="Months since remission was documented", everyone="All responders")
     fig2 = cif_figure(resp, "dor_days", "cir_type", {1: "Relapse", 2: "Death without relapse"},
                       xlabel="Months since remission was documented")
     km = tidy[tidy["endpoint"] == "dor"]
