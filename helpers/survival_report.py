@@ -505,6 +505,12 @@ def severe_crs_sensitivity(cohort, endpoint: str = "os", landmark_day: float | N
         pub = survival.safe_cox(no_crs_death, dur, ev, covs).assign(analysis="excluding deaths from CRS",
                                                                      model="published model")
         out = pd.concat([out, pub], ignore_index=True)
+        if "time-varying from onset" in set(out["analysis"]):
+            others = [c for c in covs if c != "severe_crs"]
+            tvp = survival.safe_time_varying_cox(tv, dur, ev, "severe_crs", "severe_crs_onset_day", others)
+            tvp = tvp.set_index("term").loc[covs].reset_index()
+            out = pd.concat([out, tvp.assign(analysis="time-varying from onset", model="published model")],
+                            ignore_index=True)
     out = out.assign(endpoint=endpoint, n_crs_deaths=int(_crs_deaths(d).sum()))
     return out[["endpoint", "model", "analysis", "term", "hr", "ci_low", "ci_high", "p_value", "n", "events",
                 "n_crs_deaths", "estimable", "reason"]]
@@ -725,9 +731,13 @@ def followup(page) -> Shown:
     d = _d(page)
     fu = survival.median_followup(d, "os_days", "os_event")
     ends = _ends(page)
-    text = (f"Median follow-up is {fmt.months_ci(fu['median'], fu['ci_low'], fu['ci_high'])} months by the reverse "
-            f"Kaplan-Meier method; the {fmt.plural(fu['n_censored'], 'patient')} alive at last contact were followed "
-            f"for {fmt.months(fu['min'])} to {fmt.months(fu['max'])} months.")
+    if fu["n_censored"] == 0:
+        text = "Every patient died during follow-up, so median follow-up (reverse Kaplan-Meier) is not estimable."
+    else:
+        text = (f"Median follow-up is {fmt.months_ci(fu['median'], fu['ci_low'], fu['ci_high'])} months by the reverse "
+                f"Kaplan-Meier method; the {fmt.plural(fu['n_censored'], 'patient')} alive at last contact "
+                f"{'was' if fu['n_censored'] == 1 else 'were'} followed for {fmt.months(fu['min'])} to "
+                f"{fmt.months(fu['max'])} months.")
     if "pfs" not in ends:
         return Shown(text, Skipped("progression-free, event-free survival and duration of response",
                                    "this cohort has no values for `pfs_days` and `pfs_event` in the patients table."),
@@ -1052,8 +1062,12 @@ def severe_crs(page) -> Shown:
         "Cox models of severe CRS (Efron ties; Wald 95% CI). Time-varying: severe from the first day graded at the "
         "severe grade.", *notes])
     pub = tidy[tidy["model"] == "published model"]
-    pub_tab = (display.table(_cox_rows(pub, notes), "survival-published-no-crs-deaths", stub="Variable",
-                             groups="Endpoint", notes=["The published model without the deaths from CRS."])
+    pub_rows = _cox_rows(pub, notes, extra=["analysis"])
+    if len(pub):
+        pub_rows["Endpoint"] = pub_rows["Endpoint"] + ", " + pub_rows.pop("analysis")
+    pub_tab = (display.table(pub_rows, "survival-published-no-crs-deaths", stub="Variable", groups="Endpoint",
+                             notes=["The published model without the deaths from CRS, and with severe CRS as a "
+                                    "time-varying covariate from its onset (Cox, Efron ties, Wald 95% CI)."])
                if len(pub) else None)
     return Shown(severe_crs_text(tidy), tab, pub_tab, page.download(tidy, "survival_severe_crs_sensitivity"), data=tidy)
 
@@ -1292,6 +1306,24 @@ def nrm_causes(page) -> Shown:
     return Shown(text, fig, tab, page.download(tidy.drop(columns="ci_method"), "survival_nrm_by_cause"), data=tidy)
 
 
+def _conclusion_crs_expansion(page, d: pd.DataFrame) -> list[str]:
+    """Sentences on the severe-CRS HR without CRS deaths and on expansion unadjusted vs adjusted (overall survival)."""
+    out = []
+    if "death_cause" in d and d["severe_crs"].dropna().nunique() == 2 and _crs_deaths(d).any():
+        r = severe_crs_sensitivity(page.data, "os", landmark(page), d)
+        r = r[r["model"] == "severe CRS alone"].set_index("analysis")
+        out.append(f"Severe CRS goes with shorter overall survival, {hr_words(r.loc['from infusion'])}, partly because "
+                   f"deaths from CRS are severe cases by definition; without them, {hr_words(r.loc['excluding deaths from CRS'])}.")
+    if page.data.has("kinetics") and d["log10_peak"].notna().any():
+        e = expansion_adjustment(page.data, "os", landmark(page), d)
+        e = e[e["patients"] == "all patients"].set_index("model")
+        if len(e) == len(EXPANSION_MODELS):
+            out.append(f"Peak expansion alone gives {hr_words(e.iloc[0])} for overall survival and "
+                       f"{hr_words(e.iloc[-1])} once severe CRS, a consequence of expansion, is adjusted for; the "
+                       "adjusted figure is not the effect of expansion.")
+    return out
+
+
 def conclusions(page) -> Shown:
     """The closing paragraph: how precise the estimates are and what the corrections changed (generated)."""
     d, ends, L = _d(page), _ends(page), landmark(page)
@@ -1307,6 +1339,7 @@ def conclusions(page) -> Shown:
                       f"{fmt.plural(int(r.loc['landmark', 'late']), 'responder')} documented after it counted as not in "
                       "remission; the landmark-sensitivity table shows how this moves with the landmark day."
                       if r.loc["landmark", "late"] else ""))
+    out += _conclusion_crs_expansion(page, d)
     mv = pd.concat([published_model(d, e).assign(endpoint=e) for e in ends], ignore_index=True)
     if len(mv):
         epv = mv.groupby("endpoint")["events"].first() / mv.groupby("endpoint").size()

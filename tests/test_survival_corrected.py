@@ -56,6 +56,9 @@ def test_landmark_series_equals_r(lm_data, lm_ref, day):
     assert (row["n"], row["events"], row["late"]) == (ref["n"], ref["events"], ref["late"])
     for ours, theirs in (("hr", "hr"), ("ci_low", "ci_low"), ("ci_high", "ci_high"), ("p_value", "p")):
         assert row[ours] == pytest.approx(ref[theirs], rel=TOL, abs=TOL)
+    lm = sv.landmark(lm_data, "time", "status", float(day), covariate_day_col="rem_day")
+    lr = sv.logrank(lm, "time", "status", "rem_day_by_landmark")
+    assert lr["p_value"] == pytest.approx(ref["logrank_p"], rel=TOL, abs=TOL)
 
 
 def test_late_responders_by_hand(lm_data):
@@ -189,6 +192,10 @@ def test_shipped_cohort_crs_deaths_and_peaks(shipped):
     exp = sr.expansion_adjustment(shipped.data, "os")
     assert exp["n_not_observed"].iloc[0] == 2
     pt = shipped.pt.set_index("patient_id")
+    # severe CRS from its first day at grade >= 3 in the ASTCT-graded daily record; never severe -> missing
+    onset = pt.loc[pt["severe_crs"].fillna(False).astype(bool), "severe_crs_onset_day"]
+    assert onset.notna().all() and pt.loc[~pt["severe_crs"].fillna(False).astype(bool), "severe_crs_onset_day"].isna().all()
+    assert (onset <= pt.loc[onset.index, "os_days"]).all()
     # two early deaths peak at their last sample (days 10 and 7) before dying inside the window
     assert pt.loc[pt["peak_not_observed"].fillna(False).astype(bool), "peak_day"].tolist() == [10.0, 7.0]
 
