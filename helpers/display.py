@@ -30,7 +30,7 @@ FRAME_CSS = """
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Table:
     """A display table: its HTML for the page and the frame of formatted text it was drawn from."""
 
@@ -40,6 +40,9 @@ class Table:
 
     def _repr_html_(self) -> str:
         return self.html
+
+    def __repr__(self) -> str:
+        return f"<table {self.id}: {len(self.frame)} rows>"
 
 
 def check_display(df: pd.DataFrame, id: str) -> None:
