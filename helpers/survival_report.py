@@ -807,7 +807,8 @@ def remission_timing_text(resp: pd.DataFrame, recorded: pd.DataFrame, L: float) 
                 f"{fmt.plural(n, 'responder')} is assumed in remission from the landmark, day {fmt.number(L, 0)}. "
                 "Under that assumption the landmark and time-varying estimates coincide.")
     late = resp[resp[REMISSION_DAY] > L]
-    text = (f"The day remission was documented is recorded for {k} of the {fmt.plural(n, 'responder')}"
+    share = f"all {fmt.plural(n, 'responder')}" if k == n else f"{k} of the {fmt.plural(n, 'responder')}"
+    text = (f"The day remission was documented is recorded for {share}"
             + (f" (the other {n - k} are assumed in remission from day {fmt.number(L, 0)})" if n > k else "")
             + f"; it ranges from day {fmt.number(resp[REMISSION_DAY].min(), 0)} to day "
               f"{fmt.number(resp[REMISSION_DAY].max(), 0)}.")
