@@ -404,7 +404,7 @@ def _comparison(page, group: str, id: str, csv: str) -> Shown | Skipped:
         return Skipped("the comparison of markers", "this cohort has no daily clinical record (daily.csv) and no "
                        "laboratory table (labs.csv).")
     frame = _severity(page)
-    comp = cs.compare_severity(frame, group, _primary(page))
+    comp = cs.compare_severity(frame, group, _primary(page), described=True)
     if comp.empty:
         return Skipped("the comparison of markers", "one of the two CRS groups has no patient, or no marker "
                        "has a value.")

@@ -158,14 +158,15 @@ def available_markers(frame: pd.DataFrame) -> dict[str, str]:
     return {c: k for c, (k, _) in MARKERS.items() if c in frame.columns and frame[c].notna().any()}
 
 
-def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct") -> pd.DataFrame:
+def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct", described: bool = False) -> pd.DataFrame:
     """Every available marker between the two levels of `group` ('severe_vs_mild' or 'severe_vs_rest').
 
     Markers that define the grade under `system` (DEFINING) get their group summaries only (`role`
     'defining', no effect or p-value), as do markers without variation among the compared patients (`role`
     'constant', nothing to test); the others (`role` 'tested') get stats.compare_two_groups, with the
-    Benjamini-Hochberg adjustment over the tested family alone. Empty when a group is empty or nothing
-    is available (the chapter then says so).
+    Benjamini-Hochberg adjustment over the tested family alone. Only the tested rows unless `described`
+    (the chapter shows all three). Empty when a group is empty or nothing is available (the chapter
+    then says so).
     """
     variables = available_markers(frame)
     levels = frame[group].dropna().unique()
@@ -181,9 +182,11 @@ def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct") -> 
         parts.append(stats.compare_two_groups(sub, tested, group).assign(role="tested"))
     blank = ["effect", "effect_ci_low", "effect_ci_high", "p_value", "p_adj_bh"]
     for role, chosen in (("constant", constant), ("defining", defining)):
-        if chosen:
+        if chosen and described:
             d = stats.compare_two_groups(sub, chosen, group)
             parts.append(d.assign(**{c: np.nan for c in blank}, effect_measure="", test="", role=role))
+    if not parts:
+        return pd.DataFrame()
     order = {c: i for i, c in enumerate(MARKERS)}
     out = pd.concat(parts, ignore_index=True)
     out = out.iloc[np.argsort(out["variable"].map(order).to_numpy(), kind="stable")].reset_index(drop=True)

@@ -30,7 +30,7 @@ FRAME_CSS = """
 """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Table:
     """A display table: its HTML for the page and the frame of formatted text it was drawn from."""
 
@@ -40,6 +40,9 @@ class Table:
 
     def _repr_html_(self) -> str:
         return self.html
+
+    def __repr__(self) -> str:
+        return f"<table {self.id}: {len(self.frame)} rows>"
 
 
 def check_display(df: pd.DataFrame, id: str) -> None:
@@ -70,6 +73,8 @@ def table(df: pd.DataFrame, id: str, *, title: str | None = None, stub: str | No
     body = df.reset_index(drop=True)
     check_display(body, id)
     gt = GT(body, id=id, rowname_col=stub, groupname_col=groups)
+    if stub:
+        gt = gt.tab_stubhead(label=stub)  # the stub column keeps its header, as gtsummary's "Characteristic"
     if indent and stub:
         gt = gt.tab_stub_indent(rows=list(indent), indent=2)
     for label, cols in (spanners or {}).items():

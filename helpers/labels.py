@@ -154,6 +154,8 @@ DEATH_CAUSES: dict[str, str] = {
     "other": "Other", "icans": "ICANS",
 }
 
+SEX: dict[str, str] = {"F": "Female", "M": "Male"}
+
 OXYGEN: dict[str, str] = {
     "none": "Room air", "low_flow": "Low-flow cannula", "high_flow": "High-flow cannula",
     "facemask": "Face mask", "nonrebreather": "Non-rebreather mask", "venturi": "Venturi mask",
@@ -203,7 +205,7 @@ def value(column: str, code: object) -> str:
     if isinstance(code, bool) or str(code) in ("True", "False"):
         return "Yes" if str(code) == "True" else "No"
     table = {"best_response": RESPONSES, "death_cause": DEATH_CAUSES, "oxygen": OXYGEN,
-             "scale": SCALES, "system": SCALES, "analyte": ANALYTE_NAMES}.get(column, {})
+             "scale": SCALES, "system": SCALES, "sex": SEX, "analyte": ANALYTE_NAMES}.get(column, {})
     return table.get(str(code), str(code))
 
 

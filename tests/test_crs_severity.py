@@ -113,8 +113,10 @@ def _comparison_frame() -> pd.DataFrame:
 
 
 def test_compare_severity_hand_values():
-    c = cs.compare_severity(_comparison_frame(), "severe_vs_mild").set_index("variable")
+    c = cs.compare_severity(_comparison_frame(), "severe_vs_mild", described=True).set_index("variable")
     assert c.index.tolist() == ["temp_max_c", "any_vasopressor"]  # P6 (no group) and il6 dropped
+    # without `described`, only the tested family (any_vasopressor defines the ASTCT grade)
+    assert cs.compare_severity(_comparison_frame(), "severe_vs_mild")["variable"].tolist() == ["temp_max_c"]
     # exact Wilcoxon: all severe above all mild, 1 of C(5,2) = 10 arrangements each tail -> p = 0.2
     assert c.loc["temp_max_c", "p_value"] == pytest.approx(0.2)
     # Hodges-Lehmann: differences 3,2,1,4,3,2 -> median 2.5
@@ -127,7 +129,7 @@ def test_compare_severity_hand_values():
 def test_defining_features_are_described_not_tested():
     # Vasopressors define ASTCT grade >= 3: summaries only, no p-value, outside the BH family, so the
     # family is temperature alone and its q-value equals its p-value (BH over one test).
-    c = cs.compare_severity(_comparison_frame(), "severe_vs_mild", "astct").set_index("variable")
+    c = cs.compare_severity(_comparison_frame(), "severe_vs_mild", "astct", described=True).set_index("variable")
     assert c.loc["any_vasopressor", "role"] == "defining" and np.isnan(c.loc["any_vasopressor", "p_value"])
     assert c.loc["any_vasopressor", "summary_group1"] == "2/2 (100.0%)"
     assert c.loc["temp_max_c", "role"] == "tested"
@@ -138,7 +140,7 @@ def test_bh_family_is_the_tested_markers_only():
     # Add IL-6 with the same perfect separation (p = 0.2) and a lowest SBP (defining): BH over (0.2, 0.2) only.
     f = _comparison_frame().assign(il6_max=[10.0, 20.0, 30.0, 400.0, 500.0, 1.0],
                                    sbp_min_mmhg=[110.0, 100.0, 105.0, 70.0, 60.0, 80.0])
-    c = cs.compare_severity(f, "severe_vs_mild", "astct").set_index("variable")
+    c = cs.compare_severity(f, "severe_vs_mild", "astct", described=True).set_index("variable")
     assert c.loc[c["role"] == "tested"].index.tolist() == ["temp_max_c", "il6_max"]
     assert c.loc[c["role"] == "tested", "p_adj_bh"].tolist() == pytest.approx([0.2, 0.2])
     assert c.loc["sbp_min_mmhg", "role"] == "defining"
@@ -162,7 +164,7 @@ def test_ordinal_organ_grade_is_compared_at_grade_3_by_fisher():
 
 def test_constant_marker_is_not_tested():
     f = _comparison_frame().assign(ast_ctcae_ge3=pd.array([False] * 6, dtype="boolean"))
-    c = cs.compare_severity(f, "severe_vs_mild").set_index("variable")
+    c = cs.compare_severity(f, "severe_vs_mild", described=True).set_index("variable")
     assert c.loc["ast_ctcae_ge3", "role"] == "constant" and np.isnan(c.loc["ast_ctcae_ge3", "p_value"])
     assert c.loc[c["role"] == "tested"].index.tolist() == ["temp_max_c"]
 
