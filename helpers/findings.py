@@ -118,7 +118,7 @@ def marker_lines(page) -> list[dict]:
     if pt["crs_grade"].isna().all() or not (page.data.has("daily") or page.data.has("labs")):
         return []
     frame = crs_severity.severity_frame(pt, page.data, s.severe_crs_grade)
-    c = crs_severity.compare_severity(frame, "severe_vs_mild")
+    c = crs_severity.compare_severity(frame, "severe_vs_mild", s.crs_system)
     if c.empty:
         return []
     k, q = int((c["p_adj_bh"] < 0.05).sum()), c["p_adj_bh"]
