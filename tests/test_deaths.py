@@ -39,4 +39,4 @@ def test_without_death_cause_column():
     p = cohort().drop(columns=["death_cause", "pfs_days", "pfs_event"])
     t = deaths.causes_of_death(p).set_index("cause")
     assert t.loc["not recorded", "n_deaths"] == 5
-    assert deaths.nrm_counts(p)["nrm_deaths"].tolist() == [3, 5]
+    assert deaths.nrm_counts(p)["nrm_deaths"].tolist() == [3, 4]
