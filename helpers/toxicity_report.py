@@ -1,0 +1,300 @@
+"""Sections of the toxicity chapter (ICANS, early haematotoxicity, causes of death) and of B-cell aplasia.
+
+One function per section, `(page) -> Shown | Skipped`, built from the tidy frames of `helpers.icans`,
+`helpers.haematotox`, `helpers.deaths` and `helpers.bcell`; sentences that state results are generated
+here from those frames, so they change or disappear with the cohort.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from helpers import bcell, crs, deaths, display, fmt, haematotox, icans, labels
+from helpers.page import Page
+from helpers.sections import Shown, Skipped, needs
+
+GRADES = range(5)
+
+
+# ----------------------------------------------------------------------------- shared results
+def _crs_summary(page: Page) -> pd.DataFrame:
+    """Per-patient CRS course under the cohort's primary scale (the same grading as the CRS chapter)."""
+    graded = crs.grade_daily(page.data.daily, page.settings.crs_system, page.data.labs)
+    return crs.summarise_patients(graded, page.data.patients)
+
+
+def icans_summary(page: Page) -> pd.DataFrame:
+    """Per-patient ICANS course with its timing against CRS and the reported grade beside it."""
+    graded = icans.grade_daily(page.data.daily, page.data.patients)
+    return icans.summarise_patients(graded, _crs_summary(page), page.data.patients)
+
+
+def _no_icans_columns(page: Page) -> Skipped | None:
+    """Skipped when the daily record holds no ICANS domain at all."""
+    d = page.data.daily
+    if any(c in d.columns and d[c].notna().any() for c in icans.ICANS_COLUMNS):
+        return None
+    names = fmt.join_words([f"`{c}`" for c in icans.ICANS_COLUMNS], "or")
+    return Skipped("ICANS grading", f"the daily clinical record (daily.csv) has no values for {names}.")
+
+
+# ----------------------------------------------------------------------------- CRS grading choices
+def crs_grading_choices(page: Page) -> Shown:
+    """The CRS grading choices where the definitions are ambiguous, as applied (from the grading options)."""
+    o = crs.GradingOptions()
+    vent = fmt.join_words([labels.value("oxygen", d).lower() for d in o.ventilator_support_devices], "or")
+    text = (
+        f"Only days from the infusion on are graded. Fever masking after tocilizumab or corticosteroids lasts "
+        f"for one CRS episode, which ends after {fmt.plural(o.episode_gap_days, 'day')} without fever, "
+        f"hypotension or hypoxia, and never applies to a day whose signs have another documented cause. "
+        f"A recorded norepinephrine-equivalent dose decides whether vasopressors were high-dose "
+        f"(at least {fmt.number(o.high_dose_ne_ug_min, 0)} \u00b5g/min, or "
+        f"{fmt.number(o.high_dose_ne_with_vasopressin_ug_min, 0)} \u00b5g/min with vasopressin); only without a "
+        f"recorded dose are {'two or more pressors read as high-dose on the Penn scale' if o.penn_multiple_pressors_high_dose else 'pressors read as low-dose'}. "
+        f"A recorded FiO\u2082 above room air grades the scales defined by FiO\u2082 whatever the device field says. "
+        f"Where the definitions are ambiguous the book chose: a high-flow cannula is graded by the device "
+        f"{'even below' if o.high_flow_by_device else 'only above'} {fmt.number(o.low_flow_max_l_min, 0)} L/min; "
+        f"\u201cventilator support\u201d (Lee 2014, Penn, CTCAE v5.0 grade 4) means {vent}; and the ASTCT "
+        f"fever requirement is {'applied to every scale' if o.fever_gate_all_systems else 'applied to ASTCT only'}. "
+        "Each choice is an option of the grader.")
+    return Shown(text)
+
+
+# ----------------------------------------------------------------------------- ICANS
+def _icans_incidence_table(inc: pd.DataFrame, dist: pd.DataFrame) -> display.Table:
+    """Any and severe ICANS (graded and reported) with exact CIs, then the maximum-grade distribution."""
+    cols = {"graded": "Graded, ASTCT 2019", "reported": labels.label("icans_grade_reported")}
+    rows = []
+    for outcome in ("any ICANS", "severe ICANS"):
+        row = {"ICANS": "Any grade" if outcome == "any ICANS" else f"Grade {inc['severe_grade'].iat[0]} or higher"}
+        for src, name in cols.items():
+            r = inc[(inc["source"] == src) & (inc["outcome"] == outcome)]
+            row[name] = fmt.prop_ci(r["k"].iat[0], r["n"].iat[0], r["ci_low"].iat[0], r["ci_high"].iat[0]) \
+                if len(r) else fmt.MISSING
+        rows.append(row)
+    for g in GRADES:
+        row = {"ICANS": f"Maximum grade {g}"}
+        for src, name in cols.items():
+            d = dist[dist["source"] == src]
+            row[name] = fmt.count_pct(int((d["grade"] == g).sum()), len(d)) if len(d) else fmt.MISSING
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df = df[[c for c in df.columns if c == "ICANS" or (df[c] != fmt.MISSING).any()]]
+    return display.table(df, "tbl-icans-incidence", stub="ICANS", indent=range(2, 2 + len(GRADES)),
+                         notes=["Exact (Clopper-Pearson) 95% confidence intervals. Graded: patients with at least "
+                                "one ICANS assessment after infusion."])
+
+
+@needs(tables=("daily",), what="ICANS incidence")
+def icans_incidence(page: Page) -> Shown | Skipped:
+    """ICANS incidence graded from the daily record, beside the centre's reported grade."""
+    if (skip := _no_icans_columns(page)) is not None:
+        return skip
+    s = icans_summary(page)
+    inc = icans.incidence(s, icans.IcansOptions().severe_grade)
+    dist = pd.concat([pd.DataFrame({"source": "graded", "grade": s.loc[s["assessed"], "max_grade"]}),
+                      pd.DataFrame({"source": "reported", "grade": s.get("icans_grade_reported", pd.Series(
+                          dtype="Int64")).dropna().astype(int)})])
+    g = inc[inc["source"] == "graded"].set_index("outcome")
+    not_assessed = int((~s["assessed"]).sum())
+    text = (f"ICANS of any grade occurred in {fmt.prop_ci(*g.loc['any ICANS', ['k', 'n', 'ci_low', 'ci_high']])} "
+            f"of the assessed patients, and ICANS of grade {icans.IcansOptions().severe_grade} or higher in "
+            f"{fmt.prop_ci(*g.loc['severe ICANS', ['k', 'n', 'ci_low', 'ci_high']])}.")
+    if not_assessed:
+        text += f" {fmt.plural(not_assessed, 'patient')} had no ICANS assessment after infusion and are not counted."
+    return Shown(text, _icans_incidence_table(inc, dist), page.download(s, "icans_patients"), data=s)
+
+
+@needs(tables=("daily",), what="ICANS onset, duration and timing against CRS")
+def icans_course(page: Page) -> Shown | Skipped:
+    """Onset, duration and timing of ICANS against the CRS episode (median and IQR, counts)."""
+    if (skip := _no_icans_columns(page)) is not None:
+        return skip
+    s = icans_summary(page)
+    ill = s[s["icans_any"]]
+    if ill.empty:
+        return Skipped("ICANS onset and duration", "no patient had ICANS.")
+    rows = [{"Measure": "Onset, day after infusion", "Value": fmt.median_iqr(ill["onset_day"])},
+            {"Measure": "Duration, days", "Value": fmt.median_iqr(ill["duration_days"])},
+            {"Measure": "Day of maximum grade", "Value": fmt.median_iqr(ill["day_of_max"])},
+            {"Measure": "Onset after CRS onset, days", "Value": fmt.median_iqr(ill["onset_vs_crs_days"])}]
+    for timing in ("during CRS", "after CRS resolved", "before CRS", "no CRS"):
+        k = int((ill["timing"] == timing).sum())
+        rows.append({"Measure": f"Onset {timing}" if timing != "no CRS" else "Without CRS",
+                     "Value": fmt.n_pct(k, len(ill))})
+    tbl = display.table(pd.DataFrame(rows), "tbl-icans-course", stub="Measure",
+                        notes=[f"Patients with ICANS, N = {len(ill)}. Median (Q1, Q3); n (%). CRS under "
+                               f"{labels.scale(page.settings.crs_system)}."])
+    after = int(ill["timing"].isin(["during CRS", "after CRS resolved"]).sum())
+    text = (f"Of {fmt.plural(len(ill), 'patient')} with ICANS, {fmt.count_pct(after, len(ill))} developed it "
+            f"during or after CRS; median onset {fmt.median_iqr(ill['onset_vs_crs_days'])} days after CRS onset.")
+    return Shown(text, tbl, data=ill)
+
+
+@needs(tables=("daily",), what="ICANS by CRS severity and CAR-T expansion")
+def icans_links(page: Page) -> Shown | Skipped:
+    """ICANS among patients without, with non-severe and with severe CRS; its rank correlation with expansion."""
+    from helpers.kinetics import spearman_ci
+
+    if (skip := _no_icans_columns(page)) is not None:
+        return skip
+    s = icans_summary(page)
+    pt = page.pt.set_index("patient_id")
+    t = icans.by_crs(s, pt["crs_grade"].astype("float64"), page.settings.severe_crs_grade)
+    if t.empty:
+        return Skipped("ICANS by CRS severity", "no assessed patient has a CRS grade.")
+    names = {"no CRS": "No CRS", "non-severe CRS": "Non-severe CRS", "severe CRS": "Severe CRS"}
+    df = pd.DataFrame({"CRS": t["group"].map(names),
+                       "Patients": t["n"].map(fmt.integer),
+                       "Any ICANS": [fmt.n_pct(k, n) for k, n in zip(t["k_icans"], t["n"])],
+                       "Severe ICANS": [fmt.n_pct(k, n) for k, n in zip(t["k_severe_icans"], t["n"])]})
+    tbl = display.table(df, "tbl-icans-by-crs", stub="CRS",
+                        notes=[f"Fisher's exact test of any ICANS, severe vs not severe CRS: p = {fmt.p_value(t['p_value'].iat[0])}."])
+    a = s[s["assessed"]].merge(page.pt[["patient_id", "log10_peak"]], on="patient_id")
+    rho = spearman_ci(a["max_grade"].to_numpy(float), a["log10_peak"].to_numpy(float))
+    text = (f"Maximum ICANS grade and peak CAR-T expansion: Spearman \u03c1 "
+            f"{fmt.est_ci(rho['rho'], rho['ci_low'], rho['ci_high'])}, p = {fmt.p_value(rho['p_value'])} "
+            f"(n = {rho['n']}).") if np.isfinite(rho["rho"]) else (
+        f"The rank correlation of ICANS with peak expansion is not estimable ({rho['message']}).")
+    return Shown(tbl, text, data=t)
+
+
+# ----------------------------------------------------------------------------- early haematotoxicity
+@needs(tables=("labs",), what="early ICAHT")
+def early_icaht(page: Page) -> Shown | Skipped:
+    """Early ICAHT grade (days 0-30) per patient and in the cohort, with the patients too sparse to grade."""
+    res = haematotox.early_icaht(page.data.labs, page.data.patients)
+    if (res["status"] == "no ANC in days 0-30").all():
+        return Skipped("early ICAHT", "the laboratory table has no neutrophil count (`anc`) in days 0-30.")
+    dist = haematotox.icaht_distribution(res)
+    graded = dist[dist["what"].str.startswith(("grade", "severe"))]
+    n = int(graded["n"].iat[0])
+    names = {"too sparse to grade": "Too sparse to grade", "no ANC in days 0-30": "No neutrophil count in days 0-30"}
+    rows = [{"Early ICAHT": w.capitalize() if not w.startswith("severe") else "Severe (grade 3-4)",
+             "Patients": fmt.count_pct(k, n) if not w.startswith("severe") else fmt.prop_ci(k, n, lo, hi)}
+            for w, k, lo, hi in graded[["what", "k", "ci_low", "ci_high"]].itertuples(index=False)]
+    for w, k in dist.loc[~dist.index.isin(graded.index), ["what", "k"]].itertuples(index=False):
+        rows.append({"Early ICAHT": names[w], "Patients": fmt.integer(k)})
+    tbl = display.table(pd.DataFrame(rows), "tbl-icaht", stub="Early ICAHT",
+                        notes=[f"Graded patients, N = {n}; severe with its exact (Clopper-Pearson) 95% CI."])
+    sev = graded.iloc[-1]
+    text = f"Severe early ICAHT (grade 3-4): {fmt.prop_ci(sev['k'], n, sev['ci_low'], sev['ci_high'])} of graded patients."
+    sparse = res[res["status"] == "too sparse to grade"]
+    parts = [text, tbl]
+    if len(sparse):
+        parts.append(display.listing(pd.DataFrame({
+            "Patient": sparse["patient_id"], "ANC values": sparse["n_anc"].map(fmt.integer),
+            "Days at or below 0.5": [f"{int(a)} to {int(b)}" for a, b in zip(sparse["days_le_0_5_min"], sparse["days_le_0_5_max"])],
+            "Possible grades": [f"{int(a)} to {int(b)}" for a, b in zip(sparse["grade_low"], sparse["grade_high"])]}),
+            "tbl-icaht-sparse", stub="Patient", title="Too sparse to grade"))
+    return Shown(*parts, page.download(res, "early_icaht"), data=res)
+
+
+@needs(tables=("labs",), what="CAR-HEMATOTOX baseline score")
+def hematotox_score(page: Page) -> Shown | Skipped:
+    """CAR-HEMATOTOX risk before lymphodepletion and severe early ICAHT by risk group."""
+    h = haematotox.hematotox(page.data.labs, page.data.patients)
+    if (h["risk"] == "inputs incomplete").all():
+        return Skipped("CAR-HEMATOTOX score", "no patient has all five baseline values (platelets, ANC, "
+                       "haemoglobin, CRP, ferritin) before lymphodepletion.")
+    by = haematotox.icaht_by_risk(haematotox.early_icaht(page.data.labs, page.data.patients), h)
+    n_all = len(h)
+    df = pd.DataFrame({"CAR-HEMATOTOX": ["Low risk (score 0-1)", "High risk (score 2 or more)", "Inputs incomplete"],
+                       "Patients": [fmt.count_pct(int((h["risk"] == r).sum()), n_all) for r in ("low", "high", "inputs incomplete")],
+                       "Severe early ICAHT": [*(fmt.count_pct(k, n) for k, n in zip(by["k_severe"], by["n"])), fmt.MISSING]})
+    tbl = display.table(df, "tbl-hematotox", stub="CAR-HEMATOTOX",
+                        notes=[f"Severe early ICAHT among graded patients; Fisher's exact test, high vs low risk: "
+                               f"p = {fmt.p_value(by['p_value'].iat[0])}."])
+    ld = "recorded first day of lymphodepletion" if "lymphodepletion_day" in page.data.patients.columns else \
+        "day \u22125 (first day of lymphodepletion not recorded)"
+    text = (f"Baseline values are the last on or before the {ld}. Median score "
+            f"{fmt.median_iqr(h['score'].dropna(), 0)}.")
+    return Shown(text, tbl, page.download(h, "car_hematotox"), data=h)
+
+
+# ----------------------------------------------------------------------------- deaths
+@needs(columns={"patients": ("os_days", "os_event")}, what="causes of death")
+def causes_of_death(page: Page) -> Shown | Skipped:
+    """Deaths by cause with their timing after infusion, and the non-relapse deaths by day 100 and 1 year."""
+    t = deaths.causes_of_death(page.data.patients)
+    total = int(t.loc[t["cause"] == "all causes", "n_deaths"].iat[0])
+    if total == 0:
+        return Skipped("causes of death", "no patient has died.")
+    bins = [b[0] for b in deaths.TIMING_BINS]
+    rows = []
+    for _, r in t.iterrows():
+        name = "All causes" if r["cause"] == "all causes" else (
+            "Cause not recorded" if r["cause"] == deaths.NOT_RECORDED else labels.value("death_cause", r["cause"]))
+        rows.append({"Cause": name, "Deaths": fmt.n_pct(r["n_deaths"], total),
+                     "Day of death": f"{fmt.number(r['median_day'], 0)} ({fmt.ci(r['min_day'], r['max_day'], 0)})"
+                     if r["n_deaths"] else fmt.MISSING, **{b.capitalize(): fmt.integer(r[b]) for b in bins}})
+    tbl = display.table(pd.DataFrame(rows), "tbl-causes-of-death", stub="Cause",
+                        spanners={"Deaths by time after infusion": [b.capitalize() for b in bins]},
+                        notes=[f"Patients, N = {len(page.data.patients)}. Day of death: median (range); "
+                               "deaths as n (% of deaths)."])
+    nrm = deaths.nrm_counts(page.data.patients)
+    sentences = [f"By day {fmt.number(r.day, 0)}, {fmt.plural(r.nrm_deaths, 'patient')} had died without "
+                 f"relapse and {fmt.integer(r.other_deaths)} of or after relapse; {fmt.integer(r.followed_past)} "
+                 f"were followed beyond it and {fmt.integer(r.censored_before)} were last seen alive before it."
+                 for r in nrm.itertuples(index=False)]
+    note = ("Non-relapse mortality is a death not due to relapse and not preceded by relapse or progression; its "
+            "cumulative incidence, with relapse as the competing event, is in the survival chapter.")
+    return Shown(tbl, " ".join(sentences), note, page.download(t, "causes_of_death"),
+                 page.download(nrm, "nrm_counts", "Download the non-relapse death counts as CSV"), data=t)
+
+
+# ----------------------------------------------------------------------------- B-cell aplasia (kinetics chapter)
+@needs(tables=("labs",), what="B-cell aplasia")
+def bcell_aplasia(page: Page) -> Shown | Skipped:
+    """B-cell aplasia: how many, how long (Kaplan-Meier, ongoing aplasia censored), and relapse by landmark."""
+    from helpers.survival import km_estimates
+
+    o = bcell.BcellOptions()
+    course = bcell.aplasia_course(page.data.labs, o)
+    if course.empty:
+        return Skipped("B-cell aplasia", "the laboratory table has no CD19+ B-cell count (`cd19_b_cells`).")
+    apl = course[course["aplasia"]]
+    km = km_estimates(apl.assign(recovered=apl["recovered"].astype(int)), "duration_days", "recovered",
+                      times=()) if len(apl) else None
+    med = km.iloc[0] if km is not None else None
+    rows = [{"Measure": "Patients with B-cell counts", "Value": fmt.integer(len(course))},
+            {"Measure": f"B-cell aplasia (below {fmt.number(o.aplasia_below, 0)} cells/\u00b5L)",
+             "Value": fmt.n_pct(len(apl), len(course))},
+            {"Measure": "Median duration of aplasia, months",
+             "Value": fmt.months_ci(med["estimate"], med["ci_low"], med["ci_high"]) if med is not None else fmt.MISSING},
+            {"Measure": "Aplasia ongoing at the last count", "Value": fmt.n_pct(int((~apl["recovered"]).sum()), len(apl))},
+            {"Measure": f"IgG below {fmt.number(o.hypogamma_below, 0)} g/L after infusion",
+             "Value": fmt.n_pct(int(course["hypogamma"].sum()), int(course["igg_min"].notna().sum()))
+             if course["igg_min"].notna().any() else fmt.MISSING}]
+    tbl = display.table(pd.DataFrame(rows), "tbl-bcell-aplasia", stub="Measure",
+                        notes=["Duration from infusion to B-cell recovery (first count at or above the cut-off); "
+                               "aplasia still present at the last count is censored (Kaplan-Meier, log-log 95% CI)."])
+    return Shown(tbl, _bcell_landmark(page, course, o), page.download(course, "bcell_aplasia"), data=course)
+
+
+def _bcell_landmark(page: Page, course: pd.DataFrame, o: bcell.BcellOptions) -> display.Table | Skipped:
+    """Relapse-free survival after the landmark by ongoing aplasia (log-rank), or why it cannot be shown."""
+    if not {"pfs_days", "pfs_event"} <= set(page.data.patients.columns):
+        return Skipped("B-cell aplasia and relapse", "the patients table has no PFS columns.")
+    d, test = bcell.landmark_relapse(course, page.data.patients, page.pt.set_index("patient_id")["remission"], o)
+    if not test:
+        return Skipped("B-cell aplasia and relapse", f"at day {fmt.number(o.landmark_day, 0)} not both groups "
+                       "(ongoing aplasia, B cells present) hold a patient in remission.")
+    t = bcell.relapse_by_group(d)
+    df = pd.DataFrame({"Group at the landmark": t["group"].str.capitalize(), "Patients": t["n"].map(fmt.integer),
+                       "Relapse or death after it": [fmt.n_pct(k, n) for k, n in zip(t["k_events"], t["n"])]})
+    return display.table(df, "tbl-bcell-landmark", stub="Group at the landmark",
+                         notes=[f"Landmark day {fmt.number(o.landmark_day, 0)}: patients in remission, alive and "
+                                f"relapse-free at it. Log-rank test: p = {fmt.p_value(test['p_value'])}."])
+
+
+# ----------------------------------------------------------------------------- close
+def conclusions(page: Page) -> Shown:
+    """What the toxicity results can and cannot support (method-level, with the cohort's size)."""
+    n = len(page.data.patients)
+    return Shown(
+        f"These are descriptive rates from {fmt.plural(n, 'patient')} with exact confidence intervals; comparisons "
+        "between subgroups (ICANS by CRS severity, severe ICAHT by CAR-HEMATOTOX risk, relapse by B-cell aplasia) "
+        "are exploratory and unadjusted. Grades computed from the daily record depend on what was recorded: a "
+        "domain that was not assessed counts as normal, and a patient without ANC values close enough together "
+        "is reported as too sparse to grade rather than given a grade.")
