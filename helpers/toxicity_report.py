@@ -38,28 +38,6 @@ def _no_icans_columns(page: Page) -> Skipped | None:
     return Skipped("ICANS grading", f"the daily clinical record (daily.csv) has no values for {names}.")
 
 
-# ----------------------------------------------------------------------------- CRS grading choices
-def crs_grading_choices(page: Page) -> Shown:
-    """The CRS grading choices where the definitions are ambiguous, as applied (from the grading options)."""
-    o = crs.GradingOptions()
-    vent = fmt.join_words([labels.value("oxygen", d).lower() for d in o.ventilator_support_devices], "or")
-    text = (
-        f"Only days from the infusion on are graded. Fever masking after tocilizumab or corticosteroids lasts "
-        f"for one CRS episode, which ends after {fmt.plural(o.episode_gap_days, 'day')} without fever, "
-        f"hypotension or hypoxia, and never applies to a day whose signs have another documented cause. "
-        f"A recorded norepinephrine-equivalent dose decides whether vasopressors were high-dose "
-        f"(at least {fmt.number(o.high_dose_ne_ug_min, 0)} \u00b5g/min, or "
-        f"{fmt.number(o.high_dose_ne_with_vasopressin_ug_min, 0)} \u00b5g/min with vasopressin); only without a "
-        f"recorded dose are {'two or more pressors read as high-dose on the Penn scale' if o.penn_multiple_pressors_high_dose else 'pressors read as low-dose'}. "
-        f"A recorded FiO\u2082 above room air grades the scales defined by FiO\u2082 whatever the device field says. "
-        f"Where the definitions are ambiguous the book chose: a high-flow cannula is graded by the device "
-        f"{'even below' if o.high_flow_by_device else 'only above'} {fmt.number(o.low_flow_max_l_min, 0)} L/min; "
-        f"\u201cventilator support\u201d (Lee 2014, Penn, CTCAE v5.0 grade 4) means {vent}; and the ASTCT "
-        f"fever requirement is {'applied to every scale' if o.fever_gate_all_systems else 'applied to ASTCT only'}. "
-        "Each choice is an option of the grader.")
-    return Shown(text)
-
-
 # ----------------------------------------------------------------------------- ICANS
 def _icans_incidence_table(inc: pd.DataFrame, dist: pd.DataFrame) -> display.Table:
     """Any and severe ICANS (graded and reported) with exact CIs, then the maximum-grade distribution."""
