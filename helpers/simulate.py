@@ -348,10 +348,10 @@ def simulate_cohort(spec: SimulationSpec = SimulationSpec()) -> dict[str, pd.Dat
                                  out["pfs_days"].to_numpy(), last_day, rng)
     daily = add_icans(daily, patients, crs_target, lat["log10_peak_true"].to_numpy(),
                       np.random.default_rng([spec.seed, 3]))
-    labs = pd.concat([labs, add_haematology(labs, last_day, ids, np.random.default_rng([spec.seed, 4])),
-                      add_bcells(ids, lat["remission"].to_numpy(), out["pfs_days"].to_numpy(),
-                                 out["pfs_event"].to_numpy(), last_day, np.random.default_rng([spec.seed, 5]))],
-                     ignore_index=True)
+    extra = [add_haematology(labs, last_day, ids, np.random.default_rng([spec.seed, 4])),
+             add_bcells(ids, lat["remission"].to_numpy(), out["pfs_days"].to_numpy(), out["pfs_event"].to_numpy(),
+                        last_day, np.random.default_rng([spec.seed, 5]))]
+    labs = pd.concat([labs, *(e for e in extra if len(e))], ignore_index=True)  # appended: earlier rows first
     tables = {"patients": _contract_order(patients, "patients"), "kinetics": kinetics,
               "daily": daily, "labs": labs}
     return {name: df for name, df in tables.items() if name in spec.tables}
