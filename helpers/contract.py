@@ -61,7 +61,7 @@ OXYGEN_DEVICES = (
     "none", "low_flow", "high_flow", "facemask", "nonrebreather", "venturi",
     "cpap", "bipap", "mechanical_ventilation",
 )
-DEATH_CAUSES = ("relapse", "crs", "infection", "other")
+DEATH_CAUSES = ("relapse", "crs", "infection", "other", "icans")
 # ICANS domains, ASTCT 2019 consensus (Lee DW et al., Biol Blood Marrow Transplant 2019;25:625-638).
 CONSCIOUSNESS_LEVELS = ("alert", "awakens_spontaneously", "awakens_to_voice", "awakens_to_tactile", "unarousable")
 SEIZURE_KINDS = ("none", "rapidly_resolving", "prolonged_or_repetitive")

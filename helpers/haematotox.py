@@ -97,12 +97,14 @@ def early_icaht(labs: pd.DataFrame | None, patients: pd.DataFrame, options: Icah
     grade_low, grade_high, grade (Int64; missing unless both bounds agree) and status ('graded',
     'too sparse to grade', 'no ANC in days 0-30')."""
     o = options
-    anc = labs[labs["analyte"] == "anc"] if labs is not None and "analyte" in labs.columns else None
+    anc = labs[labs["analyte"] == "anc"].dropna(subset=["value"]) if labs is not None and "analyte" in labs.columns \
+        else pd.DataFrame({"patient_id": [], "day": [], "value": []})
+    by_patient = {pid: g.groupby("day")["value"].min().sort_index()  # lowest value of a day with two
+                  for pid, g in anc.groupby("patient_id", sort=False, observed=True)}
     end = _window_end(patients, o)
     rows = []
     for pid in patients["patient_id"]:
-        a = anc[anc["patient_id"] == pid].dropna(subset=["value"]) if anc is not None else pd.DataFrame()
-        a = a.groupby("day")["value"].min().sort_index() if len(a) else pd.Series(dtype=float)
+        a = by_patient.get(pid, pd.Series(dtype=float))
         grid = np.arange(o.first_day, min(o.last_day, end[pid]) + 1, dtype=float)
         n_in = int(((a.index >= o.first_day) & (a.index <= grid.max() if len(grid) else False)).sum())
         row = {"patient_id": pid, "window_end": float(grid.max()) if len(grid) else np.nan, "n_anc": n_in}

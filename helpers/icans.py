@@ -113,7 +113,8 @@ def grade_daily(daily: pd.DataFrame, patients: pd.DataFrame | None = None,
 
 def summarise_patients(graded: pd.DataFrame, crs_summary: pd.DataFrame | None = None,
                        patients: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per patient: assessed, icans_any, max_grade, onset_day, last_day, duration_days
+    """One row per patient: assessed, icans_any, max_grade (5 = death due to ICANS, `death_cause` 'icans'),
+    onset_day, last_day, duration_days
     (last - onset + 1, calendar days), icans_days, day_of_max; with `crs_summary`
     (crs.summarise_patients): onset_vs_crs_days (ICANS onset - CRS onset) and timing ('no CRS',
     'before CRS', 'during CRS', 'after CRS resolved'); with `patients`: icans_grade_reported."""
@@ -132,6 +133,12 @@ def summarise_patients(graded: pd.DataFrame, crs_summary: pd.DataFrame | None = 
         out = patients[["patient_id"]].merge(out, on="patient_id", how="left")
         out = out.fillna({"assessed": False, "icans_any": False, "icans_days": 0, "max_grade": 0})
     out = out.astype({"assessed": bool, "icans_any": bool, "icans_days": "int64", "max_grade": "int64"})
+    if patients is not None and "death_cause" in patients.columns:  # ASTCT 2019: grade 5 = death due to ICANS
+        p = patients.set_index("patient_id")
+        died = out["patient_id"].map(p["death_cause"].eq("icans")).fillna(False).to_numpy(dtype=bool)
+        out.loc[died, ["max_grade", "icans_any", "assessed"]] = [5, True, True]
+        if "os_days" in p.columns:
+            out.loc[died, "day_of_max"] = out.loc[died, "patient_id"].map(p["os_days"]).astype(float).to_numpy()
     if crs_summary is not None:
         out = _with_crs_timing(out, crs_summary)
     if patients is not None and "icans_grade_reported" in patients.columns:

@@ -1,7 +1,7 @@
-"""Sections of the toxicity chapter (ICANS, early haematotoxicity, causes of death) and of B-cell aplasia.
+"""Sections of the toxicity chapter: ICANS, early haematotoxicity (ICAHT, CAR-HEMATOTOX), causes of death.
 
 One function per section, `(page) -> Shown | Skipped`, built from the tidy frames of `helpers.icans`,
-`helpers.haematotox`, `helpers.deaths` and `helpers.bcell`; sentences that state results are generated
+`helpers.haematotox` and `helpers.deaths`; sentences that state results are generated
 here from those frames, so they change or disappear with the cohort.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import bcell, crs, deaths, display, fmt, haematotox, icans, labels
+from helpers import crs, deaths, display, fmt, haematotox, icans, labels
 from helpers.page import Page
 from helpers.sections import Shown, Skipped, needs
 
@@ -219,51 +219,6 @@ def causes_of_death(page: Page) -> Shown | Skipped:
             "cumulative incidence, with relapse as the competing event, is in the survival chapter.")
     return Shown(tbl, " ".join(sentences), note, page.download(t, "causes_of_death"),
                  page.download(nrm, "nrm_counts", "Download the non-relapse death counts as CSV"), data=t)
-
-
-# ----------------------------------------------------------------------------- B-cell aplasia (kinetics chapter)
-@needs(tables=("labs",), what="B-cell aplasia")
-def bcell_aplasia(page: Page) -> Shown | Skipped:
-    """B-cell aplasia: how many, how long (Kaplan-Meier, ongoing aplasia censored), and relapse by landmark."""
-    from helpers.survival import km_estimates
-
-    o = bcell.BcellOptions()
-    course = bcell.aplasia_course(page.data.labs, o)
-    if course.empty:
-        return Skipped("B-cell aplasia", "the laboratory table has no CD19+ B-cell count (`cd19_b_cells`).")
-    apl = course[course["aplasia"]]
-    km = km_estimates(apl.assign(recovered=apl["recovered"].astype(int)), "duration_days", "recovered",
-                      times=()) if len(apl) else None
-    med = km.iloc[0] if km is not None else None
-    rows = [{"Measure": "Patients with B-cell counts", "Value": fmt.integer(len(course))},
-            {"Measure": f"B-cell aplasia (below {fmt.number(o.aplasia_below, 0)} cells/\u00b5L)",
-             "Value": fmt.n_pct(len(apl), len(course))},
-            {"Measure": "Median duration of aplasia, months",
-             "Value": fmt.months_ci(med["estimate"], med["ci_low"], med["ci_high"]) if med is not None else fmt.MISSING},
-            {"Measure": "Aplasia ongoing at the last count", "Value": fmt.n_pct(int((~apl["recovered"]).sum()), len(apl))},
-            {"Measure": f"IgG below {fmt.number(o.hypogamma_below, 0)} g/L after infusion",
-             "Value": fmt.n_pct(int(course["hypogamma"].sum()), int(course["igg_min"].notna().sum()))
-             if course["igg_min"].notna().any() else fmt.MISSING}]
-    tbl = display.table(pd.DataFrame(rows), "tbl-bcell-aplasia", stub="Measure",
-                        notes=["Duration from infusion to B-cell recovery (first count at or above the cut-off); "
-                               "aplasia still present at the last count is censored (Kaplan-Meier, log-log 95% CI)."])
-    return Shown(tbl, _bcell_landmark(page, course, o), page.download(course, "bcell_aplasia"), data=course)
-
-
-def _bcell_landmark(page: Page, course: pd.DataFrame, o: bcell.BcellOptions) -> display.Table | Skipped:
-    """Relapse-free survival after the landmark by ongoing aplasia (log-rank), or why it cannot be shown."""
-    if not {"pfs_days", "pfs_event"} <= set(page.data.patients.columns):
-        return Skipped("B-cell aplasia and relapse", "the patients table has no PFS columns.")
-    d, test = bcell.landmark_relapse(course, page.data.patients, page.pt.set_index("patient_id")["remission"], o)
-    if not test:
-        return Skipped("B-cell aplasia and relapse", f"at day {fmt.number(o.landmark_day, 0)} not both groups "
-                       "(ongoing aplasia, B cells present) hold a patient in remission.")
-    t = bcell.relapse_by_group(d)
-    df = pd.DataFrame({"Group at the landmark": t["group"].str.capitalize(), "Patients": t["n"].map(fmt.integer),
-                       "Relapse or death after it": [fmt.n_pct(k, n) for k, n in zip(t["k_events"], t["n"])]})
-    return display.table(df, "tbl-bcell-landmark", stub="Group at the landmark",
-                         notes=[f"Landmark day {fmt.number(o.landmark_day, 0)}: patients in remission, alive and "
-                                f"relapse-free at it. Log-rank test: p = {fmt.p_value(test['p_value'])}."])
 
 
 # ----------------------------------------------------------------------------- close

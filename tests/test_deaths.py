@@ -20,7 +20,7 @@ def cohort() -> pd.DataFrame:
 
 def test_causes_of_death_counts_and_timing():
     t = deaths.causes_of_death(cohort()).set_index("cause")
-    assert t.index.tolist() == ["relapse", "crs", "infection", "other", "not recorded", "all causes"]
+    assert t.index.tolist() == ["relapse", "crs", "infection", "other", "icans", "not recorded", "all causes"]
     assert t.loc["infection", "n_deaths"] == 2 and t.loc["infection", "median_day"] == 85.0
     assert t.loc["crs", "days 0-30"] == 1 and t.loc["infection", "days 31-100"] == 2
     assert t.loc["relapse", "days 101-365"] == 1 and t.loc["not recorded", "after day 365"] == 1

@@ -111,3 +111,12 @@ def test_every_icans_column_may_be_absent():
         assert len(g) == len(full)
     g = icans.grade_daily(daily[["patient_id", "day"]])
     assert not g["assessed"].any()
+
+
+def test_death_due_to_icans_is_grade_5():
+    daily, patients, crs_summary = course()
+    patients = patients.assign(death_cause=["icans", None, None], os_days=[9.0, 400.0, 300.0])
+    s = icans.summarise_patients(icans.grade_daily(daily, patients), crs_summary, patients).set_index("patient_id")
+    assert s.loc["P01", "max_grade"] == 5 and s.loc["P01", "day_of_max"] == 9.0
+    inc = icans.incidence(s.reset_index()).set_index(["source", "outcome"])
+    assert inc.loc[("graded", "severe ICANS"), "k"] == 1

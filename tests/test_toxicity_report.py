@@ -2,15 +2,16 @@
 optional inputs absent): the shown text follows the results, and absent inputs give a Skipped note."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from helpers import bcell, haematotox, icans, simulate
-from helpers import toxicity_report as report
+from helpers import persistence_report, toxicity_report as report
 from helpers.page import open_page
 from helpers.sections import Shown, Skipped
 
 SECTIONS = (report.icans_incidence, report.icans_course, report.icans_links, report.early_icaht,
-            report.hematotox_score, report.causes_of_death, report.bcell_aplasia, report.conclusions)
+            report.hematotox_score, report.causes_of_death, persistence_report.bcell_aplasia, report.conclusions)
 
 
 def _write(tmp, spec: simulate.SimulationSpec, simulated: bool = True, edit=None):
@@ -63,7 +64,7 @@ def test_icaht_and_deaths_tables_hold_the_tidy_counts(other):
 
 def test_bcell_section_counts(other):
     course = bcell.aplasia_course(other.data.labs)
-    frame = report.bcell_aplasia(other).tables()[0].frame.set_index("Measure")
+    frame = persistence_report.bcell_aplasia(other).tables()[0].frame.set_index("Measure")
     assert frame.loc["Patients with B-cell counts", "Value"] == str(len(course))
 
 
@@ -78,7 +79,7 @@ def test_sections_skip_without_their_inputs(tmp_path):
         out = section(no_icans)
         assert isinstance(out, Skipped) and "ice_score" in out.reason
     no_labs = _write(tmp_path / "b", simulate.SimulationSpec(n=30, seed=3, tables=("patients", "kinetics", "daily")))
-    for section in (report.early_icaht, report.hematotox_score, report.bcell_aplasia):
+    for section in (report.early_icaht, report.hematotox_score, persistence_report.bcell_aplasia):
         assert isinstance(section(no_labs), Skipped)
     assert isinstance(report.causes_of_death(no_labs), Shown)
 
@@ -96,5 +97,20 @@ def test_each_optional_column_may_be_absent(tmp_path, table, column):
             out = _drop(out, "patients", ["pfs_event"])
         return out
     page = _write(tmp_path, simulate.SimulationSpec(n=20, seed=5), edit=edit)
-    for section in SECTIONS:
+    for section in (*SECTIONS, persistence_report.pre_infusion_kinetics):
         assert isinstance(section(page), (Shown, Skipped)), section.__name__
+
+
+def test_pre_infusion_kinetics_flags_a_prior_product(tmp_path):
+    def edit(t):
+        k = t["kinetics"]
+        first = k["patient_id"].iat[0]
+        extra = pd.DataFrame({"patient_id": [first, first], "day": [-7.0, -3.0], "car_copies_per_ug_dna": [0.0, 5000.0]})
+        return {**t, "kinetics": pd.concat([extra, k], ignore_index=True)}
+    page = _write(tmp_path, simulate.SimulationSpec(n=12, seed=2), edit=edit)
+    out = persistence_report.pre_infusion_kinetics(page)
+    assert isinstance(out, Shown) and out.text().startswith("1 patient had CAR transgene detected before")
+    row = out.tables()[0].frame.iloc[0]
+    assert (row["First positive day"], row["Highest value, copies/\u00b5g DNA"]) == ("-3", "5,000")
+    assert isinstance(persistence_report.pre_infusion_kinetics(_write(tmp_path / "b", simulate.SimulationSpec(n=12, seed=2))),
+                      Skipped)
