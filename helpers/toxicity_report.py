@@ -105,7 +105,7 @@ def icans_course(page: Page) -> Shown | Skipped:
                                f"{labels.scale(page.settings.crs_system)}."])
     after = int(ill["timing"].isin(["during CRS", "after CRS resolved"]).sum())
     text = (f"Of {fmt.plural(len(ill), 'patient')} with ICANS, {fmt.count_pct(after, len(ill))} developed it "
-            f"during or after CRS; median onset {fmt.median_iqr(ill['onset_vs_crs_days'])} days after CRS onset.")
+            f"during or after CRS, at a median (Q1, Q3) of {fmt.median_iqr(ill['onset_vs_crs_days'])} days after CRS onset.")
     return Shown(text, tbl, data=ill)
 
 
@@ -183,9 +183,9 @@ def hematotox_score(page: Page) -> Shown | Skipped:
     tbl = display.table(df, "tbl-hematotox", stub="CAR-HEMATOTOX",
                         notes=[f"Severe early ICAHT among graded patients; Fisher's exact test, high vs low risk: "
                                f"p = {fmt.p_value(by['p_value'].iat[0])}."])
-    ld = "recorded first day of lymphodepletion" if "lymphodepletion_day" in page.data.patients.columns else \
-        "day \u22125 (first day of lymphodepletion not recorded)"
-    text = (f"Baseline values are the last on or before the {ld}. Median score "
+    ld = "the recorded first day of lymphodepletion" if "lymphodepletion_day" in page.data.patients.columns else \
+        "day \u22125 (the first day of lymphodepletion is not recorded)"
+    text = (f"Baseline values are the last on or before {ld}. Median (Q1, Q3) score "
             f"{fmt.median_iqr(h['score'].dropna(), 0)}.")
     return Shown(text, tbl, page.download(h, "car_hematotox"), data=h)
 
@@ -227,7 +227,7 @@ def conclusions(page: Page) -> Shown:
     n = len(page.data.patients)
     return Shown(
         f"These are descriptive rates from {fmt.plural(n, 'patient')} with exact confidence intervals; comparisons "
-        "between subgroups (ICANS by CRS severity, severe ICAHT by CAR-HEMATOTOX risk, relapse by B-cell aplasia) "
+        "between subgroups (ICANS by CRS severity and expansion, severe ICAHT by CAR-HEMATOTOX risk) "
         "are exploratory and unadjusted. Grades computed from the daily record depend on what was recorded: a "
         "domain that was not assessed counts as normal, and a patient without ANC values close enough together "
         "is reported as too sparse to grade rather than given a grade.")
