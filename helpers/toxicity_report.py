@@ -29,13 +29,13 @@ def icans_summary(page: Page) -> pd.DataFrame:
     return icans.summarise_patients(graded, _crs_summary(page), page.data.patients)
 
 
-def _no_icans_columns(page: Page) -> Skipped | None:
+def _no_icans_columns(page: Page, what: str) -> Skipped | None:
     """Skipped when the daily record holds no ICANS domain at all."""
     d = page.data.daily
     if any(c in d.columns and d[c].notna().any() for c in icans.ICANS_COLUMNS):
         return None
     names = fmt.join_words([f"`{c}`" for c in icans.ICANS_COLUMNS], "or")
-    return Skipped("ICANS grading", f"the daily clinical record (daily.csv) has no values for {names}.")
+    return Skipped(what, f"the daily clinical record (daily.csv) has no values for {names}.")
 
 
 # ----------------------------------------------------------------------------- ICANS
@@ -66,7 +66,7 @@ def _icans_incidence_table(inc: pd.DataFrame, dist: pd.DataFrame) -> display.Tab
 @needs(tables=("daily",), what="ICANS incidence")
 def icans_incidence(page: Page) -> Shown | Skipped:
     """ICANS incidence graded from the daily record, beside the centre's reported grade."""
-    if (skip := _no_icans_columns(page)) is not None:
+    if (skip := _no_icans_columns(page, "ICANS incidence")) is not None:
         return skip
     s = icans_summary(page)
     inc = icans.incidence(s, icans.IcansOptions().severe_grade)
@@ -86,7 +86,7 @@ def icans_incidence(page: Page) -> Shown | Skipped:
 @needs(tables=("daily",), what="ICANS onset, duration and timing against CRS")
 def icans_course(page: Page) -> Shown | Skipped:
     """Onset, duration and timing of ICANS against the CRS episode (median and IQR, counts)."""
-    if (skip := _no_icans_columns(page)) is not None:
+    if (skip := _no_icans_columns(page, "ICANS onset, duration and timing against CRS")) is not None:
         return skip
     s = icans_summary(page)
     ill = s[s["icans_any"]]
@@ -114,7 +114,7 @@ def icans_links(page: Page) -> Shown | Skipped:
     """ICANS among patients without, with non-severe and with severe CRS; its rank correlation with expansion."""
     from helpers.kinetics import spearman_ci
 
-    if (skip := _no_icans_columns(page)) is not None:
+    if (skip := _no_icans_columns(page, "ICANS by CRS severity and CAR-T expansion")) is not None:
         return skip
     s = icans_summary(page)
     pt = page.pt.set_index("patient_id")
