@@ -46,17 +46,17 @@ class IcahtOptions:
 
 
 def _day_states(days: np.ndarray, values: np.ndarray, grid: np.ndarray, threshold: float) -> np.ndarray:
-    """Per grid day: 1 at/below threshold, 0 above, NaN undetermined (neighbours disagree or are absent)."""
+    """Per grid day: 1 at/below threshold, 0 above, NaN undetermined (neighbours disagree or are absent).
+
+    `days` are sorted and unique (one value per day, the lowest of that day)."""
     below = (values <= threshold).astype(float)
-    out = np.full(len(grid), np.nan)
-    for i, t in enumerate(grid):
-        if (days == t).any():
-            out[i] = below[days == t].max()
-            continue
-        left, right = below[days < t], below[days > t]
-        if len(left) and len(right) and left[-1] == right[0]:
-            out[i] = left[-1]
-    return out
+    pos = np.searchsorted(days, grid)  # first sample on or after each grid day
+    hit = (pos < len(days)) & (days[np.minimum(pos, len(days) - 1)] == grid)
+    left = np.where(pos > 0, below[np.maximum(pos - 1, 0)], np.nan)
+    right_pos = np.where(hit, pos + 1, pos)
+    right = np.where(right_pos < len(days), below[np.minimum(right_pos, len(days) - 1)], np.nan)
+    between = np.where(left == right, left, np.nan)
+    return np.where(hit, below[np.minimum(pos, len(days) - 1)], between)
 
 
 def _fill_transient(state: np.ndarray, stable_days: int) -> np.ndarray:
@@ -92,6 +92,17 @@ def _window_end(patients: pd.DataFrame, o: IcahtOptions) -> pd.Series:
     return end
 
 
+def _anc_by_patient(anc: pd.DataFrame) -> dict:
+    """{patient: (sorted days, the lowest ANC of each day)} with one sort and split (no per-patient pandas)."""
+    lowest = anc.groupby(["patient_id", "day"], observed=True, sort=True)["value"].min().reset_index()
+    pid = lowest["patient_id"].to_numpy()
+    cut = np.flatnonzero(pid[1:] != pid[:-1]) + 1
+    days = np.split(lowest["day"].to_numpy(dtype=float), cut)
+    values = np.split(lowest["value"].to_numpy(dtype=float), cut)
+    starts = np.r_[0, cut] if len(pid) else np.array([], dtype=int)
+    return {pid[i]: (d, v) for i, d, v in zip(starts, days, values)}
+
+
 def early_icaht(labs: pd.DataFrame | None, patients: pd.DataFrame, options: IcahtOptions = IcahtOptions()) -> pd.DataFrame:
     """Per patient: window_end, n_anc (ANC values in the window), days_le_0_5_min/max, days_le_0_1_min/max,
     grade_low, grade_high, grade (Int64; missing unless both bounds agree) and status ('graded',
@@ -99,19 +110,18 @@ def early_icaht(labs: pd.DataFrame | None, patients: pd.DataFrame, options: Icah
     o = options
     anc = labs[labs["analyte"] == "anc"].dropna(subset=["value"]) if labs is not None and "analyte" in labs.columns \
         else pd.DataFrame({"patient_id": [], "day": [], "value": []})
-    by_patient = {pid: g.groupby("day")["value"].min().sort_index()  # lowest value of a day with two
-                  for pid, g in anc.groupby("patient_id", sort=False, observed=True)}
-    end = _window_end(patients, o)
+    by_patient = _anc_by_patient(anc)
+    end = _window_end(patients, o).to_dict()
     rows = []
+    empty = (np.array([]), np.array([]))
     for pid in patients["patient_id"]:
-        a = by_patient.get(pid, pd.Series(dtype=float))
+        d, v = by_patient.get(pid, empty)
         grid = np.arange(o.first_day, min(o.last_day, end[pid]) + 1, dtype=float)
-        n_in = int(((a.index >= o.first_day) & (a.index <= grid.max() if len(grid) else False)).sum())
+        n_in = int(((d >= o.first_day) & (d <= grid.max())).sum()) if len(grid) else 0
         row = {"patient_id": pid, "window_end": float(grid.max()) if len(grid) else np.nan, "n_anc": n_in}
         if n_in == 0:
             rows.append({**row, "status": "no ANC in days 0-30"})
             continue
-        d, v = a.index.to_numpy(dtype=float), a.to_numpy(dtype=float)
         s5, s1 = (_day_states(d, v, grid, t) for t in (o.severe_anc, o.profound_anc))
         lo5, hi5, lo1, hi1 = _counts(s5, 0, o), _counts(s5, 1, o), _counts(s1, 0, o), _counts(s1, 1, o)
         g_lo, g_hi = icaht_grade(lo5, lo1, o), icaht_grade(hi5, hi1, o)
