@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from helpers import bcell, display, fmt, kinetics
+from helpers.toxicity_report import p_text
 from helpers.page import Page
 from helpers.sections import Shown, Skipped, needs
 
@@ -75,4 +76,4 @@ def _bcell_landmark(page: Page, course: pd.DataFrame, o: bcell.BcellOptions) -> 
                        "Relapse or death after it": [fmt.n_pct(k, n) for k, n in zip(t["k_events"], t["n"])]})
     return display.table(df, "tbl-bcell-landmark", stub="Group at the landmark",
                          notes=[f"Landmark day {fmt.number(o.landmark_day, 0)}: patients in remission, alive and "
-                                f"relapse-free at it. Log-rank test: p = {fmt.p_value(test['p_value'])}."])
+                                f"relapse-free at it. Log-rank test: {p_text(test['p_value'])}."])

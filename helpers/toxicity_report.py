@@ -16,6 +16,12 @@ from helpers.sections import Shown, Skipped, needs
 GRADES = range(5)
 
 
+def p_text(p: float) -> str:
+    """'p = 0.02', 'p < 0.001', 'p > 0.99' (the comparison sign once)."""
+    text = fmt.p_value(p)
+    return f"p {text}" if text[:1] in "<>" else f"p = {text}"
+
+
 # ----------------------------------------------------------------------------- shared results
 def _crs_summary(page: Page) -> pd.DataFrame:
     """Per-patient CRS course under the cohort's primary scale (the same grading as the CRS chapter)."""
@@ -127,11 +133,11 @@ def icans_links(page: Page) -> Shown | Skipped:
                        "Any ICANS": [fmt.n_pct(k, n) for k, n in zip(t["k_icans"], t["n"])],
                        "Severe ICANS": [fmt.n_pct(k, n) for k, n in zip(t["k_severe_icans"], t["n"])]})
     tbl = display.table(df, "tbl-icans-by-crs", stub="CRS",
-                        notes=[f"Fisher's exact test of any ICANS, severe vs not severe CRS: p = {fmt.p_value(t['p_value'].iat[0])}."])
+                        notes=[f"Fisher's exact test of any ICANS, severe vs not severe CRS: {p_text(t['p_value'].iat[0])}."])
     a = s[s["assessed"]].merge(page.pt[["patient_id", "log10_peak"]], on="patient_id")
     rho = spearman_ci(a["max_grade"].to_numpy(float), a["log10_peak"].to_numpy(float))
     text = (f"Maximum ICANS grade and peak CAR-T expansion: Spearman \u03c1 "
-            f"{fmt.est_ci(rho['rho'], rho['ci_low'], rho['ci_high'])}, p = {fmt.p_value(rho['p_value'])} "
+            f"{fmt.est_ci(rho['rho'], rho['ci_low'], rho['ci_high'])}, {p_text(rho['p_value'])} "
             f"(n = {rho['n']}).") if np.isfinite(rho["rho"]) else (
         f"The rank correlation of ICANS with peak expansion is not estimable ({rho['message']}).")
     return Shown(tbl, text, data=t)
@@ -182,7 +188,7 @@ def hematotox_score(page: Page) -> Shown | Skipped:
                        "Severe early ICAHT": [*(fmt.count_pct(k, n) for k, n in zip(by["k_severe"], by["n"])), fmt.MISSING]})
     tbl = display.table(df, "tbl-hematotox", stub="CAR-HEMATOTOX",
                         notes=[f"Severe early ICAHT among graded patients; Fisher's exact test, high vs low risk: "
-                               f"p = {fmt.p_value(by['p_value'].iat[0])}."])
+                               f"{p_text(by['p_value'].iat[0])}."])
     ld = "the recorded first day of lymphodepletion" if "lymphodepletion_day" in page.data.patients.columns else \
         "day \u22125 (the first day of lymphodepletion is not recorded)"
     text = (f"Baseline values are the last on or before {ld}. Median (Q1, Q3) score "
