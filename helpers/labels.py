@@ -122,6 +122,7 @@ SEIZURES: dict[str, str] = {
 }
 EDEMA: dict[str, str] = {"none": "None", "focal": "Focal on imaging",
                          "diffuse": "Diffuse, posturing, papilloedema or Cushing's triad"}
+SEX: dict[str, str] = {"F": "Female", "M": "Male"}
 
 OXYGEN: dict[str, str] = {
     "none": "Room air", "low_flow": "Low-flow cannula", "high_flow": "High-flow cannula",
@@ -171,6 +172,6 @@ def value(column: str, code: object) -> str:
     if isinstance(code, bool) or str(code) in ("True", "False"):
         return "Yes" if str(code) == "True" else "No"
     table = {"best_response": RESPONSES, "death_cause": DEATH_CAUSES, "oxygen": OXYGEN,
-             "scale": SCALES, "system": SCALES, "analyte": ANALYTE_NAMES, "consciousness": CONSCIOUSNESS,
+             "scale": SCALES, "system": SCALES, "sex": SEX, "analyte": ANALYTE_NAMES, "consciousness": CONSCIOUSNESS,
              "seizure": SEIZURES, "cerebral_edema": EDEMA}.get(column, {})
     return table.get(str(code), str(code))
