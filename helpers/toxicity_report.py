@@ -14,6 +14,8 @@ from helpers.page import Page
 from helpers.sections import Shown, Skipped, needs
 
 GRADES = range(5)
+TIMING_WORDS = {"during CRS": "During CRS", "after CRS resolved": "After CRS resolved", "before CRS": "Before CRS",
+                "no CRS": "Without CRS"}
 
 
 def p_text(p: float) -> str:
@@ -112,7 +114,17 @@ def icans_course(page: Page) -> Shown | Skipped:
     after = int(ill["timing"].isin(["during CRS", "after CRS resolved"]).sum())
     text = (f"Of {fmt.plural(len(ill), 'patient')} with ICANS, {fmt.count_pct(after, len(ill))} developed it "
             f"during or after CRS, at a median (Q1, Q3) of {fmt.median_iqr(ill['onset_vs_crs_days'])} days after CRS onset.")
-    return Shown(text, tbl, data=ill)
+    return Shown(text, tbl, _icans_listing(ill), data=ill)
+
+
+def _icans_listing(ill: pd.DataFrame) -> display.Table:
+    """Per patient with ICANS: maximum grade, onset, duration and timing against CRS (folded beyond 12 rows)."""
+    day = lambda x: fmt.number(x, 0)  # noqa: E731
+    df = pd.DataFrame({"Patient": ill["patient_id"], "Maximum grade": ill["max_grade"].map(fmt.integer),
+                       "Onset, day": ill["onset_day"].map(day), "Duration, days": ill["duration_days"].map(day),
+                       "Onset after CRS onset, days": ill["onset_vs_crs_days"].map(day),
+                       "Timing": ill["timing"].map(TIMING_WORDS)})
+    return display.listing(df, "tbl-icans-patients", stub="Patient", title="Patients with ICANS")
 
 
 @needs(tables=("daily",), what="ICANS by CRS severity and CAR-T expansion")
@@ -171,7 +183,18 @@ def early_icaht(page: Page) -> Shown | Skipped:
             "Days at or below 0.5": [f"{int(a)} to {int(b)}" for a, b in zip(sparse["days_le_0_5_min"], sparse["days_le_0_5_max"])],
             "Possible grades": [f"{int(a)} to {int(b)}" for a, b in zip(sparse["grade_low"], sparse["grade_high"])]}),
             "tbl-icaht-sparse", stub="Patient", title="Too sparse to grade"))
+    parts.append(_icaht_listing(res[res["status"] == "graded"]))
     return Shown(*parts, page.download(res, "early_icaht"), data=res)
+
+
+def _icaht_listing(graded: pd.DataFrame) -> display.Table:
+    """Per graded patient: days at or below 0.5 and 0.1 x 10^9/L in days 0-30, and the early ICAHT grade."""
+    df = pd.DataFrame({"Patient": graded["patient_id"], "Days counted": (graded["window_end"] + 1).map(
+                           lambda x: fmt.number(x, 0)),
+                       "Days ANC \u2264 0.5 \u00d7 10\u2079/L": graded["days_le_0_5_min"].map(fmt.integer),
+                       "Days ANC \u2264 0.1 \u00d7 10\u2079/L": graded["days_le_0_1_min"].map(fmt.integer),
+                       "Early ICAHT grade": graded["grade"].map(fmt.integer)})
+    return display.listing(df, "tbl-icaht-patients", stub="Patient", title="Graded patients")
 
 
 @needs(tables=("labs",), what="CAR-HEMATOTOX baseline score")
