@@ -708,8 +708,8 @@ def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None
 
 POSITIVE_PRESSURE: tuple[str, ...] = ("cpap", "bipap", "mechanical_ventilation")
 # The book's episode rule: this many CRS-free days end an episode, the span that ends fever masking
-# (GradingOptions.episode_gap_days where the grader has it; 3 days otherwise).
-COURSE_GAP_DAYS: int = int(getattr(GradingOptions(), "episode_gap_days", 3))
+# (the grader's GradingOptions.episode_gap_days, one setting for both).
+COURSE_GAP_DAYS: int = GradingOptions().episode_gap_days
 
 
 def episode_counts(graded: pd.DataFrame, gap_days: int = COURSE_GAP_DAYS) -> pd.Series:
