@@ -619,8 +619,15 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
         log(f"[4/4] publishing to {out}")
         publish(html, out)
     except OSError as exc:
-        raise BuildError(f"could not write the site ({exc.strerror or exc}: {exc.filename or out}); "
-                         "the previous site is untouched") from None
+        raise BuildError(f"could not write the site ({write_failure(exc, out)}); the previous site is untouched") from None
+
+
+def write_failure(exc: OSError, where: Path) -> str:
+    """One line for a failed write: the reason and the file ('No space left on device: /x/y.html')."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+        src, dst, why = exc.args[0][0]
+        return f"{why.split('] ')[-1].split(': ')[0]}: {dst}"
+    return f"{exc.strerror or exc}: {exc.filename or where}"
 
 
 def update_committed_notebooks(paths: list[Path] | None = None, workers: int | None = None, log=print) -> None:
@@ -638,9 +645,9 @@ def update_committed_notebooks(paths: list[Path] | None = None, workers: int | N
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def clean(out: str | Path | None = None, log=print) -> list[Path]:
+def clean(out: str | Path | None = None, log=print, build_dir: Path = BUILD_DIR) -> list[Path]:
     """Remove the execution caches: the shared `_build/.cache` and, for a site folder, its private cache."""
-    targets = [CACHE_DIR, BUILD_DIR / "logs", BUILD_DIR / "tables"]
+    targets = [build_dir / ".cache", build_dir / "logs", build_dir / "tables"]
     targets += [private_cache(out)] if out is not None else []
     removed = []
     for t in targets:

@@ -109,17 +109,24 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 class Kernel:
-    """One IPython kernel; silent set-up code goes through a short-lived client of its own.
+    """One IPython kernel (asynchronous manager, as nbclient needs for its timeouts); silent set-up code
+    goes through a short-lived client of its own.
 
     Clients of one kernel manager share a session identity, so the kernel routes replies to the
     newest one: only one client may be open at a time (papermill's, or the set-up one).
     """
 
     def __init__(self, connection_file: Path, cwd: str, preload: str):
-        from jupyter_client.manager import KernelManager
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import ensure_event_loop
 
-        self.km = KernelManager(kernel_name="python3", connection_file=str(connection_file))
-        self.km.start_kernel(cwd=cwd)
+        class OrphanProofManager(AsyncKernelManager):
+            def format_kernel_cmd(self, extra_arguments=None):
+                return orphan_proof(super().format_kernel_cmd(extra_arguments))
+
+        self.loop = ensure_event_loop()
+        self.km = OrphanProofManager(kernel_name="python3", connection_file=str(connection_file))
+        self.loop.run_until_complete(self.km.start_kernel(cwd=cwd))
         self.fresh = True
         self.silent(preload)
         self.silent(SNAPSHOT)
@@ -130,21 +137,24 @@ class Kernel:
 
     def silent(self, code: str) -> None:
         """Run set-up code without recording it (no history, no execution count, no output)."""
-        if not code.strip():
-            return
+        if code.strip():
+            reply = self.loop.run_until_complete(self._silent(code))
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"kernel set-up failed: {reply['content'].get('ename')}: "
+                                   f"{reply['content'].get('evalue')}")
+
+    async def _silent(self, code: str) -> dict:
         kc = self.km.client()
+        kc.start_channels()
         try:
-            kc.start_channels()
-            kc.wait_for_ready(timeout=120)
+            await kc.wait_for_ready(timeout=120)
             msg_id = kc.execute(code, silent=True, store_history=False)
-            reply = kc.get_shell_msg(timeout=120)
+            reply = await kc.get_shell_msg(timeout=120)
             while reply["parent_header"].get("msg_id") != msg_id:
-                reply = kc.get_shell_msg(timeout=120)
+                reply = await kc.get_shell_msg(timeout=120)
+            return reply
         finally:
             kc.stop_channels()
-        if reply["content"]["status"] != "ok":
-            raise RuntimeError(f"kernel set-up failed: {reply['content'].get('ename')}: "
-                               f"{reply['content'].get('evalue')}")
 
     def prepare(self, cwd: str) -> None:
         """Reset the kernel to a fresh kernel's state before a notebook (not needed before the first)."""
@@ -165,7 +175,7 @@ class Kernel:
     def stop(self) -> None:
         """Kill the kernel at once (nothing in it is worth a graceful shutdown) and remove its files."""
         try:
-            self.km.shutdown_kernel(now=True)
+            self.loop.run_until_complete(self.km.shutdown_kernel(now=True))
         except Exception:  # already dead: nothing to stop
             pass
 
@@ -185,9 +195,9 @@ def register_engine() -> str:
         return name
 
     class Client(PapermillNotebookClient):
-        async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+        def execute_cell(self, cell, cell_index, *args, **kwargs):
             CURRENT_CELL[0] = cell_index
-            return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+            return super().execute_cell(cell, cell_index, *args, **kwargs)
 
     class Engine(NBClientEngine):
         @classmethod
@@ -260,6 +270,9 @@ def worker_main(conn, parent_pid: int, timeout: int, preload: str, log_path: str
     os.dup2(fd, 2)  # kernel start-up chatter and warnings go to the log, not the terminal
     os.close(fd)
     kernel = None
+    if os.environ.get("PIPELINE_DEBUG"):
+        import faulthandler
+        faulthandler.dump_traceback_later(int(os.environ["PIPELINE_DEBUG"]), repeat=True)
     while True:
         if kernel is None:
             kernel = Kernel(Path(kernel_dir) / f"kernel-{os.getpid()}-{time.monotonic_ns()}.json", root, preload)
@@ -332,6 +345,7 @@ class KernelPool:
         self.args = lambda i: (os.getpid(), timeout, preload, str(log_dir / f"worker-{i}.log"), str(kernel_dir), str(root))
         self.workers = [Worker(self.ctx, self.args(i)) for i in range(size)]
         self.spawned = size
+        self.kernel_dir = kernel_dir
 
     def __enter__(self) -> KernelPool:
         return self
@@ -392,6 +406,22 @@ class KernelPool:
                 w.kill()
 
     def kill(self) -> None:
-        """End every worker and kernel at once (interruption or error: nothing of theirs is kept)."""
+        """End every worker and kernel at once (interruption or error: nothing of theirs is kept).
+
+        A kernel still starting is not yet known by its pid: it is found by its connection file's folder
+        on its command line, and waited for, so that it cannot write into a folder removed after this.
+        """
+        import psutil
+
         for w in self.workers:
             w.kill()
+        mine = []
+        for proc in psutil.process_iter(["cmdline"]):
+            if any(str(self.kernel_dir) in part for part in proc.info["cmdline"] or []):
+                mine.append(proc)
+                kill_process_group(proc.pid)
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+        psutil.wait_procs(mine, timeout=5)
