@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -401,25 +402,79 @@ def _run_killable(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
 
 
-def render(staging: Path, log=print) -> Path:
-    """Run Jupyter Book 1.x (strict: warnings are errors, every page rebuilt); return the HTML folder."""
+RENDER = """\
+import functools, sys
+import jupyter_book.sphinx as S
+S.build_sphinx = functools.partial(S.build_sphinx, force_all=True)  # write every page, re-read changed ones
+from jupyter_book.cli.main import main
+sys.argv = ["jupyter-book", *sys.argv[1:]]
+main()
+"""
+
+
+def render_dir(cache: Path, out: Path) -> Path:
+    """The render folder kept for one output folder between builds (its Sphinx environment is reused)."""
+    return cache / "render" / hashlib.sha256(str(out).encode()).hexdigest()[:16]
+
+
+def sync_tree(src: Path, dest: Path) -> None:
+    """Make `dest` hold exactly the files of `src`, rewriting only those whose bytes differ.
+
+    Sphinx re-reads a page only when its file is newer than its environment, so unchanged pages
+    keep their mtime and are not parsed again.
+    """
+    wanted = {f.relative_to(src) for f in src.rglob("*") if f.is_file()}
+    for rel in sorted(wanted):
+        target, source = dest / rel, src / rel
+        if not target.is_file() or target.read_bytes() != source.read_bytes():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+    if dest.exists():
+        for f in sorted(dest.rglob("*"), reverse=True):
+            if f.is_file() and f.relative_to(dest) not in wanted:
+                f.unlink()
+            elif f.is_dir() and not any(f.iterdir()):
+                f.rmdir()
+
+
+def render(staging: Path, log=print, work: Path | None = None) -> Path:
+    """Run Jupyter Book 1.x strictly (warnings are errors); return the HTML folder.
+
+    With `work` (a folder kept between builds of one site), the sources are synced into it and
+    Sphinx re-reads only the pages that changed but writes, and so checks the references of, every
+    page; any failure discards `work` so the next build starts fresh. Without it, a fresh full build.
+    """
     jb = Path(sys.executable).with_name("jupyter-book")  # the console script of this environment
-    cmd = [str(jb), "build", str(staging), "--all", "-W", "-n", "--keep-going", "--path-output", str(staging / "_out")]
+    if work is None:
+        src, output = staging, staging / "_out"
+        cmd = [str(jb), "build", str(src), "--all"]
+    else:
+        src, output = work / "src", work / "out"
+        sync_tree(staging, src)
+        cmd = [sys.executable, "-c", RENDER, "build", str(src)]
+    cmd += ["-W", "-n", "--keep-going", "--path-output", str(output)]
     start = time.perf_counter()
-    proc = _run_killable(cmd, staging)
-    log(f"  rendered  HTML in {time.perf_counter() - start:.1f} s")
-    if proc.returncode != 0:
-        text = proc.stdout.strip()
-        if "No space left on device" in text:
-            raise OSError(28, "No space left on device", str(staging))
-        lines = text.splitlines()
-        problems = [ln for ln in lines if "WARNING" in ln or "ERROR" in ln or "Traceback" in ln][:25]
-        raise BuildError(f"Jupyter Book failed (exit {proc.returncode}):\n" + "\n".join(problems or lines[-25:]))
-    html = staging / "_out" / "_build" / "html"
-    if not (html / "index.html").exists():
-        raise BuildError(f"Jupyter Book exited 0 but wrote no site at {html}")
-    shutil.copytree(staging / "_tables", html / "tables", dirs_exist_ok=True)
-    return html
+    try:
+        proc = _run_killable(cmd, src)
+        log(f"  rendered  HTML in {time.perf_counter() - start:.1f} s")
+        html = output / "_build" / "html"
+        if proc.returncode != 0:
+            text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).strip()  # Sphinx's colours
+            if "No space left on device" in text:
+                raise OSError(28, "No space left on device", str(output))
+            lines = text.splitlines()
+            problems = [ln for ln in lines if "WARNING" in ln or "ERROR" in ln or "Traceback" in ln][:25]
+            raise BuildError(f"Jupyter Book failed (exit {proc.returncode}):\n" + "\n".join(problems or lines[-25:]))
+        if not (html / "index.html").exists():
+            raise BuildError(f"Jupyter Book exited 0 but wrote no site at {html}")
+    except BaseException:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    site = staging.parent / "site"
+    shutil.copytree(html, site)
+    shutil.copytree(staging / "_tables", site / "tables", dirs_exist_ok=True)
+    return site
 
 
 _CRITICAL = threading.Event()  # set while publishing: a signal then waits until the renames are done
@@ -614,7 +669,7 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
         log("[3/4] rendering the book")
         (stage / "render").mkdir()
         stage_sources(stage / "render", jobs, data.name, data.simulated, root)
-        html = render(stage / "render", log)
+        html = render(stage / "render", log, work=render_dir(cache, out))
         (html / SITE_HASH_FILE).write_text(digest + "\n", encoding="utf-8")
         log(f"[4/4] publishing to {out}")
         publish(html, out)

@@ -63,7 +63,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def fake_render(staging: Path, log=print) -> Path:
+def fake_render(staging: Path, log=print, **_) -> Path:
     """Stands in for Jupyter Book (the tests of faults do not need real HTML)."""
     html = staging / "_out" / "html"
     html.mkdir(parents=True)
