@@ -44,6 +44,7 @@ _state = _sys.modules.setdefault("_pipeline_state", _types.ModuleType("_pipeline
 _state.filters = list(_warnings.filters)
 if "matplotlib.pyplot" in _sys.modules:  # load the inline backend now: it sets rcParams when it loads
     _sys.modules["matplotlib.pyplot"].close(_sys.modules["matplotlib.pyplot"].figure())
+if "matplotlib" in _sys.modules:
     _state.rc = {k: v for k, v in _sys.modules["matplotlib"].rcParams.items() if k != "backend"}
 del _sys, _types, _warnings, _state
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -265,3 +266,25 @@ def test_closed_output_pipe_gives_no_traceback_and_exit_code_141():
     proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=PROJECT_ROOT,
                           env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     assert proc.stderr == "" and proc.returncode == 141
+
+
+def test_a_reused_kernel_gives_the_outputs_of_a_fresh_one(tmp_path):
+    """Notebooks share a worker's kernel; the reset between them leaves no trace of the previous one."""
+    messy = ["import os, warnings\nimport matplotlib\nos.chdir('/')\nmatplotlib.rcParams['lines.linewidth'] = 9\n"
+             "warnings.simplefilter('ignore')\nleak = 1"]
+    probe = ["import os, warnings, matplotlib\n"
+             "print('leak' in globals(), os.path.basename(os.getcwd()), matplotlib.rcParams['lines.linewidth'])",
+             "warnings.warn('shown once per fresh kernel')", "get_ipython().execution_count"]
+    root = tiny_book(tmp_path / "book", {"messy": messy, "probe": probe})
+    shared = jobs_for(root)
+    build.execute_all(shared, 1, root=root, **QUIET)  # one worker: probe runs after messy in the same kernel
+    alone = build.plan_jobs(SHIPPED_COHORT, [root / "notebooks" / "probe.ipynb"], tmp_path / "alone", root)
+    (tmp_path / "alone").mkdir()
+    build.execute_all(alone, 1, root=root, **QUIET)
+    def text(job):  # the kernel's process id appears in warning paths, whatever the kernel
+        return re.sub(r"ipykernel_\d+", "ipykernel_N", job.output.read_text())
+
+    assert text(shared[1]) == text(alone[0])
+    cells = json.loads(alone[0].output.read_text())["cells"]
+    assert cells[1]["outputs"][0]["text"] == ["False notebooks 1.5\n"]
+    assert "UserWarning" in "".join(cells[2]["outputs"][0]["text"]) and cells[1]["execution_count"] == 3
