@@ -207,6 +207,7 @@ def install_entry(staged: Path, job: Job) -> None:
         trash = final.with_name(f".trash-{os.getpid()}-{final.name}")
         final.rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
     staged.rename(final)
 
 

@@ -127,7 +127,9 @@ class Kernel:
 
         self.loop = ensure_event_loop()
         self.km = OrphanProofManager(kernel_name="python3", connection_file=str(connection_file))
-        self.loop.run_until_complete(self.km.start_kernel(cwd=cwd))
+        # as nbclient starts its kernels: IPython history in memory, not in the user's sqlite file
+        history = ["--HistoryManager.hist_file=:memory:"]
+        self.loop.run_until_complete(self.km.start_kernel(cwd=cwd, extra_arguments=history))
         self.fresh = True
         self.silent(preload)
         self.silent(SNAPSHOT)
