@@ -502,13 +502,12 @@ def publish(html: Path, out: Path) -> None:
     try:
         if out.exists():
             out.rename(old)
-        try:
-            new.rename(out)
-        except OSError:
-            if old.exists():
-                old.rename(out)
-            shutil.rmtree(new, ignore_errors=True)
-            raise
+        new.rename(out)
+    except BaseException:
+        if old.exists() and not out.exists():
+            old.rename(out)
+        shutil.rmtree(new, ignore_errors=True)
+        raise
     finally:
         _CRITICAL.clear()
     shutil.rmtree(old, ignore_errors=True)

@@ -272,19 +272,19 @@ def worker_main(conn, parent_pid: int, timeout: int, preload: str, log_path: str
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 2)  # kernel start-up chatter and warnings go to the log, not the terminal
     os.close(fd)
-    kernel = None
-    if os.environ.get("PIPELINE_DEBUG"):
-        import faulthandler
-        faulthandler.dump_traceback_later(int(os.environ["PIPELINE_DEBUG"]), repeat=True)
+    kernel, failure = None, None
     while True:
-        if kernel is None:
-            kernel = Kernel(Path(kernel_dir) / f"kernel-{os.getpid()}-{time.monotonic_ns()}.json", root, preload)
-            conn.send(("kernel", kernel.pid))
+        if kernel is None and failure is None:
+            try:
+                kernel = Kernel(Path(kernel_dir) / f"kernel-{os.getpid()}-{time.monotonic_ns()}.json", root, preload)
+                conn.send(("kernel", kernel.pid))
+            except Exception as exc:  # no kernel: each task is answered with the reason
+                failure = f"the kernel did not start ({type(exc).__name__}: {str(exc).strip()[:200]})"
         task = conn.recv()
         if task is None:
             break
-        outcome = execute(kernel, task, timeout)
-        if outcome.error:  # a failed notebook may leave the kernel in any state: start a new one
+        outcome = Outcome(task.name, 0.0, failure) if kernel is None else execute(kernel, task, timeout)
+        if outcome.error and kernel is not None:  # a failed notebook may leave the kernel in any state
             kernel.stop()
             kernel = None
         conn.send(("done", outcome))

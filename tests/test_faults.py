@@ -206,6 +206,27 @@ def test_failed_write_while_publishing_leaves_the_previous_site(tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["book", "site"]
 
 
+def test_read_only_rename_while_publishing_leaves_the_previous_site(tmp_path, monkeypatch):
+    """The output folder refuses the swap (read-only file system, even for root): nothing changes."""
+    root = tiny_book(tmp_path / "book", {"a": ["1"]})
+    before = fake_site(tmp_path / "site")
+    monkeypatch.setattr(build, "render", fake_render)
+    real_rename = Path.rename
+
+    def read_only(self, target):
+        if self.name == "site":
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", read_only)
+    with pytest.raises(build.BuildError) as err:
+        build.build(out=tmp_path / "site", root=root, **QUIET)
+    assert str(err.value) == (f"could not write the site (Read-only file system: {tmp_path / 'site'}); "
+                              "the previous site is untouched")
+    assert snapshot(tmp_path / "site") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book", "site"]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_output_folder_leaves_the_previous_site(tmp_path, monkeypatch):
     root = tiny_book(tmp_path / "book", {"a": ["1"]})
