@@ -622,7 +622,7 @@ def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "ht
     root = root or NOTEBOOKS_DIR.parent
     cohort_path, out = resolve(cohort), resolve(out)
     cache = cache_for(cohort_path, out, root)
-    cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cache.mkdir(parents=True, exist_ok=True, **({} if is_shipped(cohort_path) else {"mode": 0o700}))
     with interruptible(), cache_env(cache), build_lock(out, root / "_build" / ".locks", log):
         remove_leftovers(cache, log)
         jobs = plan_jobs(cohort_path, notebook_paths(root), cache, root)
