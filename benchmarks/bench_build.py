@@ -82,7 +82,7 @@ def snapshot(root: Path) -> Path:
 
 
 class PeakMemory(threading.Thread):
-    """Samples the summed resident memory of a process and all its descendants every 0.1 s."""
+    """Samples the summed resident memory (PSS) of a process and all its descendants every 0.1 s."""
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
@@ -95,8 +95,9 @@ class PeakMemory(threading.Thread):
                 procs = [top, *top.children(recursive=True)]
                 total = 0
                 for p in procs:
-                    try:
-                        total += p.memory_info().rss
+                    try:  # proportional set size: pages shared by forked workers counted once
+                        info = p.memory_full_info()
+                        total += getattr(info, "pss", info.rss)
                     except psutil.Error:
                         pass
                 self.peak = max(self.peak, total)
@@ -204,7 +205,7 @@ def table(cold: list[Run], jb: list[Run], rest: list[Run]) -> list[str]:
             f"| Jupyter Book's executor (`execute_notebooks: force`) | {len(jb)} | {j.wall:.1f} | {j.cpu:.1f} | "
             f"{', '.join(f'{r.wall:.1f}' for r in jb)} |", "",
             f"ratio to Jupyter Book's executor: {c.wall / j.wall:.2f} x", "",
-            "| build | total s | CPU s | validate s | execute s | render s | publish s | executed | cached | peak RSS MiB |",
+            "| build | total s | CPU s | validate s | execute s | render s | publish s | executed | cached | peak memory MiB |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in [c, *rest]:
         render = "skipped" if r.render_skipped else fmt(r.phases.get("render"))
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="cold builds and Jupyter Book builds, alternating")
     parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/results.md alone")
     args = parser.parse_args(argv)
+    load = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench-build-"))
     try:
         project = snapshot(work / "project")
@@ -265,7 +267,10 @@ def main(argv: list[str] | None = None) -> int:
     met = targets(median_run(list(cold)), median_run(list(jb)), same, edit, big)
     text = "\n".join([f"# Build benchmark: {datetime.date.today().isoformat()}", "",
                       f"Machine: {machine()}. Workers: {args.jobs}. Command: `python benchmarks/bench_build.py "
-                      f"--runs {args.runs}` (alternating cold pipeline and Jupyter Book builds).", "", *rows, "",
+                      f"--runs {args.runs}` (alternating cold pipeline and Jupyter Book builds). Load average "
+                      f"before the run: {load[0]:.1f} (1 min), {load[2]:.1f} (15 min): above 0.5 the timings are "
+                      "not those of a quiet machine. Peak memory: the summed proportional set size (PSS, pages "
+                      "shared between processes counted once) of the build's whole process tree.", "", *rows, "",
                       "| target (2 cores) | met | measured |", "|---|---|---|",
                       *[f"| {t} | {'yes' if ok else 'NO'} | {m} |" for t, ok, m in met]]) + "\n"
     print("\n" + text)

@@ -14,6 +14,7 @@ folder `<out>.cache` beside its site, never in the shared one (`python -m helper
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -659,6 +660,9 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
         if data is None:
             raise CohortError(report)
         remember(cohort_path, data)
+        name, simulated = data.name, data.simulated
+        del report, data  # the kernels load the cohort themselves: free this copy (large cohorts)
+        gc.collect()
         log(f"[2/4] executing {len(jobs)} notebooks ({len(todo)} not cached)")
         execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout)
         pool = None
@@ -668,7 +672,7 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
     try:
         log("[3/4] rendering the book")
         (stage / "render").mkdir()
-        stage_sources(stage / "render", jobs, data.name, data.simulated, root)
+        stage_sources(stage / "render", jobs, name, simulated, root)
         html = render(stage / "render", log, work=render_dir(cache, out))
         (html / SITE_HASH_FILE).write_text(digest + "\n", encoding="utf-8")
         log(f"[4/4] publishing to {out}")

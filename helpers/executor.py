@@ -35,6 +35,7 @@ if hasattr(_state, "rc"):
     _sys.modules["matplotlib"].rcParams.update(_state.rc)
 _warnings.filters[:] = _state.filters
 _warnings._filters_mutated()
+__import__("gc").collect()  # the previous notebook's cohort and models: give the memory back now
 del _sys, _warnings, _state
 """
 CHDIR = "import os as _os\n_os.chdir({cwd!r})\ndel _os\n"
