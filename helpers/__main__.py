@@ -165,8 +165,9 @@ def _clean(args) -> int:
     return 0
 
 
-COMMANDS = {"clean": _clean, "build": _build, "validate": _validate, "simulate": _simulate, "templates": _templates,
+COMMANDS = {"build": _build, "validate": _validate, "simulate": _simulate, "templates": _templates,
             "dictionary": _dictionary, "update-notebooks": _update}
+COMMANDS["clean"] = _clean  # the pipeline lane's commands
 
 if __name__ == "__main__":
     sys.exit(main())
