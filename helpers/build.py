@@ -1,44 +1,70 @@
-"""The pipeline: validate a cohort -> execute every chapter with papermill -> render with Jupyter Book.
+"""The pipeline: validate a cohort -> execute every notebook of `_toc.yml` with papermill -> render -> publish.
 
-Jupyter Book renders the executed notebooks and never executes them itself. Everything happens in a
-staging folder; the site replaces the previous one only when the whole build succeeded, so a
-failed build leaves the last good site untouched. Executed notebooks are cached on the content of
-the notebook, the cohort files, the helpers package and the parameters: nothing changed, nothing
-re-executed.
+Jupyter Book renders the executed notebooks and never executes them itself. Executed notebooks are
+cached on the content of the notebook, the cohort files, the helpers package and the parameters
+(nothing changed, nothing re-executed); each cache entry carries a checksum of its files and an entry
+that fails it is discarded and re-executed. Everything is written in a staging folder owned by this
+build (its process id in the name); the site replaces the previous one only when the whole build
+succeeded, so a failed, interrupted or killed build leaves the last good site untouched, and the next
+build removes the staging folders of builds that are no longer running. One build at a time writes a
+given output folder (a lock file naming the owner's process id).
+
+The shipped (simulated) cohort is cached in `_build/.cache`; a centre's own cohort in the private
+folder `<out>.cache` beside its site, never in the shared one (`python -m helpers clean` removes both).
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from helpers.paths import BUILD_DIR, NOTEBOOKS_DIR, PROJECT_ROOT, SHIPPED_COHORT, resolve
+from helpers.paths import BUILD_DIR, CACHE_ENV, NOTEBOOKS_DIR, PROJECT_ROOT, SHIPPED_COHORT, private_cache, resolve
 
-CHAPTERS = ("01_cohort.ipynb", "02_response.ipynb", "03_survival.ipynb", "04_crs.ipynb", "04b_toxicity.ipynb",
-            "05_kinetics.ipynb")
-EXTRA_NOTEBOOKS = ("book/findings.ipynb", "book/reproduction.ipynb", "book/reproducibility.ipynb")
 SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
 CACHE_DIR = BUILD_DIR / ".cache"
 SITE_HASH_FILE = ".build-hash"  # in the published site: the hash of the inputs it was built from
+MANIFEST = "manifest.json"  # in each cache entry: the SHA-256 of every file in it
+DEFAULT_TIMEOUT = 300  # seconds per cell when _config.yml sets no execute.timeout
+INTERRUPTED = "interrupted: nothing published; the previous site is untouched"
 
 
 class BuildError(RuntimeError):
     """A build step failed; the message says which and why."""
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; the build stopped (a BaseException so no `except Exception` swallows it)."""
+
+    def __init__(self, signum: int, published: bool = False):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.published = signum, published
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def message(self) -> str:
+        return "interrupted: the new site had already been published whole" if self.published else INTERRUPTED
+
+
 @dataclass(frozen=True)
 class Job:
-    """One notebook to execute: source, destination, parameters and the cache key."""
+    """One notebook to execute: source, cache-entry notebook, parameters and the cache key."""
 
     source: Path
     output: Path
@@ -46,18 +72,49 @@ class Job:
     key: str
 
 
-def notebook_paths() -> list[Path]:
-    """Every notebook the book executes, in reading order (chapters, then the reproduction page)."""
-    paths = [NOTEBOOKS_DIR / name for name in CHAPTERS]
-    paths += [PROJECT_ROOT / rel for rel in EXTRA_NOTEBOOKS if (PROJECT_ROOT / rel).exists()]
+# ----------------------------------------------------------------------------------------- the book
+
+
+def toc_files(root: Path = PROJECT_ROOT) -> list[str]:
+    """Every `file:` of `_toc.yml` in reading order (root first), as written there (no suffix)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    found: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(str(node["file"]))
+            for key in ("root", "parts", "chapters", "sections"):
+                if key in node:
+                    walk({"file": node[key]} if key == "root" else node[key])
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return found
+
+
+def notebook_paths(root: Path | None = None) -> list[Path]:
+    """Every notebook of the table of contents, in reading order: a new notebook in `_toc.yml` is executed."""
+    root = root or NOTEBOOKS_DIR.parent
+    paths = []
+    for f in toc_files(root):
+        p = root / f
+        nb = p if p.suffix == ".ipynb" else p.with_name(p.name + ".ipynb")
+        if nb.exists() and nb not in paths:
+            paths.append(nb)
     return paths
 
 
-def _digest(paths: list[Path]) -> str:
+def _rel(p: Path, root: Path) -> str:
+    return str(p.relative_to(root)) if p.is_relative_to(root) else str(p.relative_to(p.anchor))
+
+
+def _digest(paths: list[Path], root: Path = PROJECT_ROOT) -> str:
     h = hashlib.sha256()
     for p in sorted(paths):
-        h.update(str(p.relative_to(p.anchor)).encode() if not p.is_relative_to(PROJECT_ROOT)
-                 else str(p.relative_to(PROJECT_ROOT)).encode())
+        h.update(_rel(p, root).encode())
         h.update(p.read_bytes())
     return h.hexdigest()
 
@@ -74,46 +131,85 @@ def cohort_hash(cohort: Path) -> str:
     return _digest(cohort_files(cohort))
 
 
-def environment_hash() -> str:
-    """Hash of the helpers package and the pinned requirements: a change re-executes every notebook."""
-    files = sorted((PROJECT_ROOT / "helpers").glob("*.py")) + [PROJECT_ROOT / "requirements.txt"]
-    return _digest([f for f in files if f.exists()])
+def environment_hash(root: Path = PROJECT_ROOT) -> str:
+    """Hash of the helpers package (code and data files) and the pinned requirements."""
+    files = [f for f in sorted((root / "helpers").rglob("*")) if f.is_file() and "__pycache__" not in f.parts]
+    return _digest(files + [f for f in [root / "requirements.txt"] if f.exists()], root)
+
+
+def is_shipped(cohort: Path) -> bool:
+    """True for the book's own simulated cohort (the only one whose outputs may sit in the shared cache)."""
+    return cohort.resolve() == SHIPPED_COHORT.resolve()
 
 
 def cohort_parameters(cohort: Path) -> dict:
     """Papermill parameters: none for the shipped cohort (the notebooks' defaults), else the cohort path."""
-    if cohort.resolve() == SHIPPED_COHORT.resolve():
-        return {}
-    return {"cohort": str(cohort.resolve())}
+    return {} if is_shipped(cohort) else {"cohort": str(cohort.resolve())}
 
 
-def _execute(job: Job) -> tuple[str, float, str | None]:
-    """Run one notebook with papermill in its own folder; return (name, seconds, error or None)."""
-    import papermill as pm
+def cell_timeout(root: Path = PROJECT_ROOT) -> int:
+    """Seconds a cell may run: `execute.timeout` in `_config.yml` (Jupyter Book's key), else 300."""
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
+    value = (config.get("execute") or {}).get("timeout", DEFAULT_TIMEOUT)
+    return int(value) if isinstance(value, int) and value > 0 else DEFAULT_TIMEOUT
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    _quiet_kernel_log(BUILD_DIR / "logs" / f"{job.source.stem}.log")
-    start = time.perf_counter()
+
+def plan_jobs(cohort: Path, notebooks: list[Path], cache: Path = CACHE_DIR, root: Path = PROJECT_ROOT) -> list[Job]:
+    """One job per notebook, its cache key over notebook, cohort, helpers, requirements and parameters."""
+    base = cohort_hash(cohort) + environment_hash(root)
+    jobs = []
+    for nb in notebooks:
+        params = cohort_parameters(cohort)
+        key = hashlib.sha256((base + _digest([nb], root) + json.dumps(params, sort_keys=True)).encode()).hexdigest()[:20]
+        entry = cache / f"{nb.stem}-{key}"
+        params["tables_dir"] = str(entry / "tables")
+        jobs.append(Job(nb, entry / nb.name, params, key))
+    return jobs
+
+
+# ------------------------------------------------------------------------------- the cache entries
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def seal(folder: Path, key: str) -> None:
+    """Write the entry's manifest (every file's SHA-256) last, atomically: an entry without it is unfinished."""
+    files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "files": files}, indent=1), encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
+
+
+def entry_problem(job: Job) -> str | None:
+    """None when the job's cache entry is whole (its files match the manifest), else what is wrong."""
+    folder = job.output.parent
+    if not folder.is_dir():
+        return "missing"
     try:
-        pm.execute_notebook(str(job.source), str(job.output), parameters=job.parameters,
-                            kernel_name="python3", cwd=str(job.source.parent), progress_bar=False,
-                            log_output=False)
-    except pm.PapermillExecutionError as exc:
-        return job.source.name, time.perf_counter() - start, \
-            f"cell {exc.cell_index}: {exc.ename}: {exc.evalue}"
-    except Exception as exc:  # kernel death, missing kernel: report, do not traceback
-        return job.source.name, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"
-    clean_notebook(job.output)
-    return job.source.name, time.perf_counter() - start, None
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST}
+        if manifest.get("key") != job.key or set(manifest["files"]) != files or job.output.name not in files:
+            return "its files do not match its manifest"
+        bad = [name for name, digest in manifest["files"].items() if _sha256(folder / name) != digest]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "no readable manifest"
+    return f"checksum mismatch in {', '.join(bad)}" if bad else None
 
 
-def _quiet_kernel_log(log: Path) -> None:
-    """Send this worker's stderr (kernel start-up chatter) to a log file beside the executed notebook."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 2)
-    os.close(fd)
+def install_entry(staged: Path, job: Job) -> None:
+    """Move a sealed staged entry into the cache by renames (a concurrent build may have put one there)."""
+    final = job.output.parent
+    if final.exists():
+        if entry_problem(job) is None:
+            shutil.rmtree(staged, ignore_errors=True)
+            return
+        trash = final.with_name(f".trash-{os.getpid()}-{final.name}")
+        final.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staged.rename(final)
 
 
 def clean_notebook(path: Path) -> None:
@@ -131,62 +227,117 @@ def clean_notebook(path: Path) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def plan_jobs(cohort: Path, notebooks: list[Path]) -> list[Job]:
-    """One job per notebook, its cache key over notebook, cohort, helpers, requirements and parameters."""
-    base = cohort_hash(cohort) + environment_hash()
-    jobs = []
-    for nb in notebooks:
-        params = cohort_parameters(cohort)
-        key = hashlib.sha256((base + _digest([nb]) + json.dumps(params, sort_keys=True)).encode()).hexdigest()[:20]
-        entry = CACHE_DIR / f"{nb.stem}-{key}"
-        params["tables_dir"] = str(entry / "tables")
-        jobs.append(Job(nb, entry / nb.name, params, key))
-    return jobs
+# -------------------------------------------------------------------------------- execution
 
 
-def execute_all(jobs: list[Job], workers: int, log=print) -> None:
-    """Execute the jobs not in the cache, in parallel; raise BuildError naming every failed notebook."""
-    todo = [j for j in jobs if not j.output.exists()]
+def _by_expected_time(jobs: list[Job], cache: Path) -> list[Job]:
+    """Longest first (last recorded times; new notebooks first), so the workers finish together."""
+    try:
+        seen = json.loads((cache / "timings.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        seen = {}
+    return sorted(jobs, key=lambda j: -float(seen.get(j.source.stem, 1e9)))
+
+
+def _record_times(cache: Path, outcomes) -> None:
+    path = cache / "timings.json"
+    try:
+        seen = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        seen = {}
+    seen.update({Path(o.name).stem: round(o.seconds, 2) for o in outcomes if not o.error})
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(seen, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def open_pool(jobs: list[Job], workers: int, stage: Path, cache: Path, root: Path, timeout: int):
+    """Start the workers (their kernels import what the notebooks import while the build validates)."""
+    from helpers.executor import KernelPool, preload_imports
+
+    size = max(1, min(workers, len(jobs)))
+    return KernelPool(size, timeout, preload_imports([j.source for j in jobs]), cache / "logs",
+                      stage / "kernels", root)
+
+
+def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path | None = None,
+                cache: Path | None = None, root: Path = PROJECT_ROOT, timeout: int | None = None) -> None:
+    """Execute the jobs whose cache entry is not whole, in warm kernels; raise BuildError naming each failure.
+
+    Notebooks that succeed are cached even when others fail.
+    """
+    from helpers.executor import Task
+
+    cache = cache or (jobs[0].output.parent.parent if jobs else CACHE_DIR)
+    todo = []
     for j in jobs:
-        if j.output.exists():
+        problem = entry_problem(j)
+        if problem is None:
             log(f"  cached    {j.source.name}")
-    staged = []
-    for j in todo:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{j.source.stem}-", dir=CACHE_DIR))
-        staged.append((j, tmp, Job(j.source, tmp / j.source.name, {**j.parameters, "tables_dir": str(tmp / "tables")}, j.key)))
-    failures = []
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(staged) or 1))) as pool:
-        for (job, tmp, tmp_job), (name, secs, error) in zip(staged, pool.map(_execute, [s[2] for s in staged])):
-            if error:
-                failures.append(f"{name} failed ({secs:.1f} s) at {error}")
-                log(f"  FAILED    {name} after {secs:.1f} s: {error}")
-                shutil.rmtree(tmp, ignore_errors=True)
-                continue
-            log(f"  executed  {name} in {secs:.1f} s")
-            shutil.rmtree(job.output.parent, ignore_errors=True)
-            tmp.rename(job.output.parent)
+        else:
+            if problem != "missing":
+                log(f"  discarded the cache entry of {j.source.name} ({problem}); re-executing")
+                shutil.rmtree(j.output.parent, ignore_errors=True)
+            todo.append(j)
+    if not todo:
+        if pool is not None:
+            pool.close()
+        return
+    own_stage = stage is None
+    stage = stage or Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=cache))
+    try:
+        staged = {}
+        for j in _by_expected_time(todo, cache):
+            folder = stage / "exec" / j.output.parent.name
+            (folder / "tables").mkdir(parents=True)
+            staged[j.source.name] = (j, folder, Task(j.source.name, str(j.source), str(folder / j.source.name),
+                                                     {**j.parameters, "tables_dir": str(folder / "tables")},
+                                                     str(j.source.parent)))
+        pool = pool or open_pool(todo, workers, stage, cache, root, timeout or cell_timeout(root))
+        failures = []
+
+        def report(outcome) -> None:
+            job, folder, _ = staged[outcome.name]
+            if outcome.error:
+                failures.append(f"{outcome.name} failed after {outcome.seconds:.1f} s at {outcome.error}")
+                log(f"  FAILED    {outcome.name} after {outcome.seconds:.1f} s: {outcome.error}")
+                return
+            clean_notebook(folder / job.source.name)
+            seal(folder, job.key)
+            install_entry(folder, job)
+            log(f"  executed  {outcome.name} in {outcome.seconds:.1f} s")
+
+        with pool:
+            outcomes = pool.run([t for _, _, t in staged.values()], report)
+        _record_times(cache, outcomes)
+    finally:
+        if own_stage:
+            shutil.rmtree(stage, ignore_errors=True)
     if failures:
         raise BuildError("notebook execution failed:\n  " + "\n  ".join(failures))
 
 
-def source_files() -> list[Path]:
+# ---------------------------------------------------------------------------------- rendering
+
+
+def source_files(root: Path = PROJECT_ROOT) -> list[Path]:
     """Every file of the book's sources (configuration, table of contents, prose pages, notebooks)."""
     files = []
     for name in SOURCES:
-        src = PROJECT_ROOT / name
+        src = root / name
         found = sorted(src.rglob("*")) if src.is_dir() else [src]
         files += [f for f in found if f.is_file() and not {".ipynb_checkpoints", "__pycache__"} & set(f.parts)]
     return files
 
 
-def site_hash(jobs: list[Job]) -> str:
+def site_hash(jobs: list[Job], root: Path = PROJECT_ROOT) -> str:
     """Hash of every input of the site: the book sources and each notebook's cache key.
 
     The keys already cover the cohort files (so its name and the banner), the helpers package
     (this pipeline included) and the pinned requirements (so Jupyter Book's version).
     """
     keys = "".join(j.key for j in jobs)
-    return hashlib.sha256((_digest(source_files()) + keys).encode()).hexdigest()
+    return hashlib.sha256((_digest(source_files(root), root) + keys).encode()).hexdigest()
 
 
 def site_is_current(out: Path, digest: str) -> bool:
@@ -196,10 +347,11 @@ def site_is_current(out: Path, digest: str) -> bool:
         recorded.read_text(encoding="utf-8").strip() == digest
 
 
-def stage_sources(staging: Path, jobs: list[Job], cohort_name: str, simulated: bool) -> None:
+def stage_sources(staging: Path, jobs: list[Job], cohort_name: str, simulated: bool,
+                  root: Path = PROJECT_ROOT) -> None:
     """Copy the book sources into staging, put executed notebooks in place and label every page."""
     for name in SOURCES:
-        src = PROJECT_ROOT / name
+        src = root / name
         if src.is_dir():
             shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         else:
@@ -207,7 +359,7 @@ def stage_sources(staging: Path, jobs: list[Job], cohort_name: str, simulated: b
     tables = staging / "_tables"
     tables.mkdir()
     for job in jobs:
-        dest = staging / job.source.relative_to(PROJECT_ROOT)
+        dest = staging / job.source.relative_to(root)
         shutil.copy2(job.output, dest)
         fold_code(dest)
         if (job.output.parent / "tables").exists():
@@ -237,81 +389,329 @@ def banner_text(cohort_name: str, simulated: bool) -> str:
     return f"Cohort: {cohort_name}. Pseudonymised: patients appear as P01, P02, ..."
 
 
-def render(staging: Path, log=print) -> Path:
-    """Run Jupyter Book 1.x (strict: warnings are errors, every page rebuilt); return the HTML folder."""
+def _run_killable(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run `cmd` in its own session, dying with this process; on an interruption kill its whole group."""
+    from helpers.executor import kill_process_group, orphan_proof
+
+    proc = subprocess.Popen(orphan_proof(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate()
+    except BaseException:
+        kill_process_group(proc.pid)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
+
+
+RENDER = """\
+import functools, sys
+import jupyter_book.sphinx as S
+S.build_sphinx = functools.partial(S.build_sphinx, force_all=True)  # write every page, re-read changed ones
+from jupyter_book.cli.main import main
+sys.argv = ["jupyter-book", *sys.argv[1:]]
+main()
+"""
+
+
+def render_dir(cache: Path, out: Path) -> Path:
+    """The render folder kept for one output folder between builds (its Sphinx environment is reused)."""
+    return cache / "render" / hashlib.sha256(str(out).encode()).hexdigest()[:16]
+
+
+def sync_tree(src: Path, dest: Path) -> None:
+    """Make `dest` hold exactly the files of `src`, rewriting only those whose bytes differ.
+
+    Sphinx re-reads a page only when its file is newer than its environment, so unchanged pages
+    keep their mtime and are not parsed again.
+    """
+    wanted = {f.relative_to(src) for f in src.rglob("*") if f.is_file()}
+    for rel in sorted(wanted):
+        target, source = dest / rel, src / rel
+        if not target.is_file() or target.read_bytes() != source.read_bytes():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+    if dest.exists():
+        for f in sorted(dest.rglob("*"), reverse=True):
+            if f.is_file() and f.relative_to(dest) not in wanted:
+                f.unlink()
+            elif f.is_dir() and not any(f.iterdir()):
+                f.rmdir()
+
+
+def render(staging: Path, log=print, work: Path | None = None) -> Path:
+    """Run Jupyter Book 1.x strictly (warnings are errors); return the HTML folder.
+
+    With `work` (a folder kept between builds of one site), the sources are synced into it and
+    Sphinx re-reads only the pages that changed but writes, and so checks the references of, every
+    page; any failure discards `work` so the next build starts fresh. Without it, a fresh full build.
+    """
     jb = Path(sys.executable).with_name("jupyter-book")  # the console script of this environment
-    cmd = [str(jb), "build", str(staging), "--all", "-W", "-n", "--keep-going", "--path-output", str(staging / "_out")]
+    if work is None:
+        src, output = staging, staging / "_out"
+        cmd = [str(jb), "build", str(src), "--all"]
+    else:
+        src, output = work / "src", work / "out"
+        sync_tree(staging, src)
+        cmd = [sys.executable, "-c", RENDER, "build", str(src)]
+    cmd += ["-W", "-n", "--keep-going", "--path-output", str(output)]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=staging)
-    log(f"  rendered  HTML in {time.perf_counter() - start:.1f} s")
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
-        raise BuildError(f"Jupyter Book failed (exit {proc.returncode}):\n{tail}")
-    html = staging / "_out" / "_build" / "html"
-    if not (html / "index.html").exists():
-        raise BuildError(f"Jupyter Book exited 0 but wrote no site at {html}")
-    shutil.copytree(staging / "_tables", html / "tables", dirs_exist_ok=True)
-    return html
+    try:
+        proc = _run_killable(cmd, src)
+        log(f"  rendered  HTML in {time.perf_counter() - start:.1f} s")
+        html = output / "_build" / "html"
+        if proc.returncode != 0:
+            text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).strip()  # Sphinx's colours
+            if "No space left on device" in text:
+                raise OSError(28, "No space left on device", str(output))
+            lines = text.splitlines()
+            problems = [ln for ln in lines if "WARNING" in ln or "ERROR" in ln or "Traceback" in ln][:25]
+            raise BuildError(f"Jupyter Book failed (exit {proc.returncode}):\n" + "\n".join(problems or lines[-25:]))
+        if not (html / "index.html").exists():
+            raise BuildError(f"Jupyter Book exited 0 but wrote no site at {html}")
+    except BaseException:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    site = staging.parent / "site"
+    shutil.copytree(html, site)
+    shutil.copytree(staging / "_tables", site / "tables", dirs_exist_ok=True)
+    return site
+
+
+_CRITICAL = threading.Event()  # set while publishing: a signal then waits until the renames are done
+_PENDING: list[int] = []
 
 
 def publish(html: Path, out: Path) -> None:
-    """Replace the site at `out` by `html` with renames only, so readers never see half a site."""
+    """Replace the site at `out` by `html` with renames only, so readers never see half a site.
+
+    The new site is first copied (or moved) beside `out`; a failure there (disk full, read-only
+    folder) removes the copy and leaves the previous site as it was.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
-    new = out.with_name(out.name + ".new")
-    old = out.with_name(out.name + ".old")
+    new = out.with_name(f".{out.name}.new-{os.getpid()}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
     for p in (new, old):
         shutil.rmtree(p, ignore_errors=True)
-    shutil.move(str(html), str(new))
-    if out.exists():
-        out.rename(old)
-    new.rename(out)
+    try:
+        shutil.move(str(html), str(new))
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    _CRITICAL.set()
+    try:
+        if out.exists():
+            out.rename(old)
+        new.rename(out)
+    except BaseException:
+        if old.exists() and not out.exists():
+            old.rename(out)
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    finally:
+        _CRITICAL.clear()
     shutil.rmtree(old, ignore_errors=True)
 
 
-def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "html", workers: int | None = None,
-          log=print) -> Path:
-    """Validate -> execute (cached, parallel) -> render -> publish atomically. Return the site folder."""
-    from helpers.cohort import CohortError, remember, validate
+# ------------------------------------------------------------------------ locks, signals, leftovers
 
-    t0 = time.perf_counter()
-    cohort_path, out = resolve(cohort), resolve(out)
-    log(f"[1/4] validating {cohort_path.name}")
-    report, data = validate(cohort_path)
-    for w in report.warnings:
-        log(f"  {w}")
-    if data is None:
-        raise CohortError(report)
-    remember(cohort_path, data)
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    jobs = plan_jobs(cohort_path, notebook_paths())
-    digest = site_hash(jobs)
-    if site_is_current(out, digest):  # rendering alone takes longer than everything else of a no-op build
-        log(f"[2/4] site unchanged: inputs hash {digest[:12]} = the site's {SITE_HASH_FILE}; "
-            "execution and rendering skipped")
-        log(f"done in {time.perf_counter() - t0:.1f} s: open {out / 'index.html'}")
-        return out
-    log(f"[2/4] executing {len(jobs)} notebooks")
-    execute_all(jobs, workers or os.cpu_count() or 1, log)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=BUILD_DIR))
+
+@contextmanager
+def interruptible():
+    """Turn SIGINT/SIGTERM into `Interrupted` (once; later signals during clean-up are ignored)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping = []
+
+    def handler(signum, _frame):
+        if _CRITICAL.is_set():
+            _PENDING.append(signum)
+            return
+        if not stopping:
+            stopping.append(signum)
+            raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        log("[3/4] rendering the book")
-        stage_sources(staging, jobs, data.name, data.simulated)
-        html = render(staging, log)
-        (html / SITE_HASH_FILE).write_text(digest + "\n", encoding="utf-8")
-        log(f"[4/4] publishing to {out}")
-        publish(html, out)
+        yield
+        if _PENDING:
+            raise Interrupted(_PENDING.pop(), published=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _PENDING.clear()
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this id exists (ours or another user's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def build_lock(out: Path, locks: Path, log=print):
+    """Hold the lock of output folder `out`; if another build holds it, say which and wait for it."""
+    import fcntl
+
+    locks.mkdir(parents=True, exist_ok=True)
+    path = locks / (hashlib.sha256(str(out).encode()).hexdigest()[:16] + ".lock")
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = f.read().split() or ["?"]
+            log(f"  waiting   for the build with process id {owner[0]}, which is writing {out}")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()} {out}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def remove_leftovers(cache: Path, log=print) -> None:
+    """Remove staging folders (`.build-<pid>-...`) and trash of builds whose process is gone."""
+    if not cache.is_dir():
+        return
+    for p in cache.iterdir():
+        parts = p.name.split("-")
+        if p.name.startswith((".build-", ".trash-")) and len(parts) > 2 and parts[1].isdigit() \
+                and not pid_alive(int(parts[1])):
+            shutil.rmtree(p, ignore_errors=True)
+            log(f"  removed   {p.name}, left by a build (process {parts[1]}) that did not finish")
+
+
+@contextmanager
+def cache_env(cache: Path):
+    """Point helpers.paths.cache_dir() (this process, the workers and their kernels) at `cache`."""
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(cache)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CACHE_ENV, None)
+        else:
+            os.environ[CACHE_ENV] = before
+
+
+# ------------------------------------------------------------------------------------- the build
+
+
+def cache_for(cohort: Path, out: Path, root: Path = PROJECT_ROOT) -> Path:
+    """The shared cache for the shipped cohort, the private `<out>.cache` for any other cohort."""
+    if is_shipped(cohort):
+        return CACHE_DIR if root == PROJECT_ROOT else root / "_build" / ".cache"
+    return private_cache(out)
+
+
+def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "html", workers: int | None = None,
+          log=print, timeout: int | None = None, root: Path | None = None) -> Path:
+    """Validate -> execute (cached, warm kernels) -> render -> publish atomically. Return the site folder."""
+    t0 = time.perf_counter()
+    root = root or NOTEBOOKS_DIR.parent
+    cohort_path, out = resolve(cohort), resolve(out)
+    cache = cache_for(cohort_path, out, root)
+    cache.mkdir(parents=True, exist_ok=True, **({} if is_shipped(cohort_path) else {"mode": 0o700}))
+    with interruptible(), cache_env(cache), build_lock(out, root / "_build" / ".locks", log):
+        remove_leftovers(cache, log)
+        jobs = plan_jobs(cohort_path, notebook_paths(root), cache, root)
+        digest = site_hash(jobs, root)
+        if site_is_current(out, digest):  # built from these very inputs (so already validated)
+            log(f"[1/4] site unchanged: inputs hash {digest[:12]} = the site's {SITE_HASH_FILE}; "
+                "validation, execution and rendering skipped")
+            log(f"done in {time.perf_counter() - t0:.1f} s: open {out / 'index.html'}")
+            return out
+        if not is_shipped(cohort_path):
+            log(f"  private cache for this cohort: {cache}")
+        stage = Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=cache))
+        try:
+            _execute_and_publish(cohort_path, out, jobs, digest, stage, cache, root,
+                                 workers or os.cpu_count() or 1, timeout or cell_timeout(root), log)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
     log(f"done in {time.perf_counter() - t0:.1f} s: open {out / 'index.html'}")
     return out
 
 
+def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: str, stage: Path, cache: Path,
+                         root: Path, workers: int, timeout: int, log) -> None:
+    """The steps of a build that write: kernels warm up during validation, then execute, render, publish."""
+    from helpers.cohort import CohortError, remember, validate
+
+    todo = [j for j in jobs if entry_problem(j) is not None]
+    pool = open_pool(todo, workers, stage, cache, root, timeout) if todo else None
+    try:
+        log(f"[1/4] validating {cohort_path.name}")
+        report, data = validate(cohort_path)
+        for w in report.warnings:
+            log(f"  {w}")
+        if data is None:
+            raise CohortError(report)
+        remember(cohort_path, data)
+        name, simulated = data.name, data.simulated
+        del report, data  # the kernels load the cohort themselves: free this copy (large cohorts)
+        gc.collect()
+        log(f"[2/4] executing {len(jobs)} notebooks ({len(todo)} not cached)")
+        execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout)
+        pool = None
+    finally:
+        if pool is not None:
+            pool.kill()
+    try:
+        log("[3/4] rendering the book")
+        (stage / "render").mkdir()
+        stage_sources(stage / "render", jobs, name, simulated, root)
+        html = render(stage / "render", log, work=render_dir(cache, out))
+        (html / SITE_HASH_FILE).write_text(digest + "\n", encoding="utf-8")
+        log(f"[4/4] publishing to {out}")
+        publish(html, out)
+    except OSError as exc:
+        raise BuildError(f"could not write the site ({write_failure(exc, out)}); the previous site is untouched") from None
+
+
+def write_failure(exc: OSError, where: Path) -> str:
+    """One line for a failed write: the reason and the file ('No space left on device: /x/y.html')."""
+    if isinstance(exc, shutil.Error) and exc.args and isinstance(exc.args[0], list) and exc.args[0]:
+        src, dst, why = exc.args[0][0]
+        return f"{why.split('] ')[-1].split(': ')[0]}: {dst}"
+    return f"{exc.strerror or exc}: {exc.filename or where}"
+
+
 def update_committed_notebooks(paths: list[Path] | None = None, workers: int | None = None, log=print) -> None:
-    """Re-execute notebooks in place on the shipped cohort (no parameters) so their outputs can be committed."""
+    """Re-execute notebooks on the shipped cohort (no parameters) and replace them only when all succeeded."""
     paths = [resolve(p) for p in paths] if paths else notebook_paths()
-    jobs = [Job(p, p, {}, "") for p in paths]
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for name, secs, error in pool.map(_execute, jobs):
-            log(f"  {'FAILED' if error else 'executed'}  {name} in {secs:.1f} s" + (f": {error}" if error else ""))
-            if error:
-                raise BuildError(f"{name} failed at {error}")
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=CACHE_DIR))
+    try:
+        jobs = [Job(p, stage / "final" / f"{p.stem}-0" / p.name, {}, "update") for p in paths]
+        with interruptible(), cache_env(CACHE_DIR):
+            execute_all(jobs, workers or os.cpu_count() or 1, log, stage=stage, cache=CACHE_DIR)
+        for job in jobs:
+            os.replace(job.output, job.source)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def clean(out: str | Path | None = None, log=print, build_dir: Path = BUILD_DIR) -> list[Path]:
+    """Remove the execution caches: the shared `_build/.cache` and, for a site folder, its private cache."""
+    targets = [build_dir / ".cache", build_dir / "logs", build_dir / "tables"]
+    targets += [private_cache(out)] if out is not None else []
+    removed = []
+    for t in targets:
+        if t.exists():
+            shutil.rmtree(t)
+            removed.append(t)
+            log(f"removed {t}")
+    return removed

@@ -551,13 +551,14 @@ def _enrolled(value, n_infused: int, report: Report) -> int | None:
 def load_cohort(path: str | Path, cache: bool = True) -> Cohort:
     """Load a validated cohort (folder or .xlsx, resolved from the project root); raise CohortError if invalid.
 
-    A valid cohort is cached (pickle under _build/.cache/cohorts) keyed on the content of its files and
-    of the loader's own code, so the chapters of one build validate a large cohort once, not once each.
+    A valid cohort is cached (pickle under helpers.paths.cache_dir(): _build/.cache, or a centre's private
+    build folder) keyed on the content of its files and of the loader's own code, so the chapters of one
+    build validate a large cohort once, not once each.
     """
-    from helpers.paths import BUILD_DIR, resolve
+    from helpers.paths import cache_dir, resolve
 
     path = resolve(path)
-    entry = BUILD_DIR / ".cache" / "cohorts" / f"{_content_key(path)}.pkl" if cache and path.exists() else None
+    entry = cache_dir() / "cohorts" / f"{_content_key(path)}.pkl" if cache and path.exists() else None
     if entry is not None and entry.exists():
         with open(entry, "rb") as f:
             return pickle.load(f)
@@ -571,9 +572,9 @@ def load_cohort(path: str | Path, cache: bool = True) -> Cohort:
 
 def remember(path: Path, cohort: Cohort) -> None:
     """Store a validated cohort in the load cache (the pipeline validates once, then every chapter loads fast)."""
-    from helpers.paths import BUILD_DIR
+    from helpers.paths import cache_dir
 
-    entry = BUILD_DIR / ".cache" / "cohorts" / f"{_content_key(path)}.pkl"
+    entry = cache_dir() / "cohorts" / f"{_content_key(path)}.pkl"
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = entry.with_suffix(f".{os.getpid()}.tmp")
     with open(tmp, "wb") as f:

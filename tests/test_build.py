@@ -114,3 +114,26 @@ def test_code_is_folded_on_the_site_but_parameters_stay_open(tmp_path):
     build.fold_code(nb)
     tags = [c["metadata"].get("tags", []) for c in json.loads(nb.read_text(encoding="utf-8"))["cells"]]
     assert tags == [["parameters"], ["hide-input"], []]
+
+
+def test_incremental_render_still_checks_every_page(tmp_path):
+    """The render folder is kept between builds (changed pages re-read), yet every page is written and its
+    references checked: removing a label from one notebook fails the build at the unchanged page using it."""
+    from test_faults import tiny_book  # tests/ is on sys.path (pytest rootdir-relative imports)
+
+    root = tiny_book(tmp_path / "book", {"a": ["1"], "b": ["2"]})
+    (root / "book" / "intro.md").write_text("# Tiny book\n\nSee {ref}`lab-a`.\n")
+
+    def markdown(name: str, text: str) -> None:
+        path = root / "notebooks" / f"{name}.ipynb"
+        nb = json.loads(path.read_text())
+        nb["cells"][-1]["source"] = text
+        path.write_text(json.dumps(nb))
+
+    markdown("a", "(lab-a)=\n# A page\n\nText.")
+    build.build(out=tmp_path / "site", root=root, log=lambda *_: None)
+    markdown("a", "# A page without its label\n\nText.")
+    with pytest.raises(build.BuildError) as err:
+        build.build(out=tmp_path / "site", root=root, log=lambda *_: None)
+    assert "intro.md:3: WARNING: undefined label: 'lab-a'" in str(err.value)
+    assert "\x1b[" not in str(err.value) and not list((root / "_build" / ".cache" / "render").iterdir())

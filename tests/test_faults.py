@@ -1,0 +1,311 @@
+"""The pipeline under faults: Ctrl-C, SIGTERM, a killed build, a hung cell, a dead kernel, a corrupt cache
+entry, a failed write while publishing, a closed output pipe. Tiny synthetic notebooks keep it fast."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from helpers import build
+from helpers.paths import PROJECT_ROOT, SHIPPED_COHORT
+
+QUIET = {"log": lambda *_: None}
+
+
+def notebook(*cells: str) -> dict:
+    """A notebook with a parameters cell, then one code cell per string and a heading."""
+    code = [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {"tags": ["parameters"]} if i == 0
+             else {}, "outputs": [], "source": src} for i, src in enumerate(["tables_dir = 'x'", *cells])]
+    return {"cells": code + [{"cell_type": "markdown", "id": "m", "metadata": {}, "source": "# A page\n\nText."}],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "nbformat": 4, "nbformat_minor": 5}
+
+
+def tiny_book(root: Path, notebooks: dict[str, list[str]]) -> Path:
+    """A throw-away Jupyter Book project: an intro page and the given notebooks as chapters."""
+    (root / "book").mkdir(parents=True)
+    (root / "notebooks").mkdir()
+    (root / "_config.yml").write_text('title: Tiny\nonly_build_toc_files: true\nexclude_patterns: ["_build/*"]\n'
+                                      'execute:\n  execute_notebooks: "off"\n  timeout: 60\n')
+    (root / "book" / "intro.md").write_text("# Tiny book\n\nIntro.\n")
+    chapters = "".join(f"  - file: notebooks/{n}\n" for n in notebooks)
+    (root / "_toc.yml").write_text(f"format: jb-book\nroot: book/intro\nchapters:\n{chapters}")
+    for name, cells in notebooks.items():
+        (root / "notebooks" / f"{name}.ipynb").write_text(json.dumps(notebook(*cells)))
+    return root
+
+
+def jobs_for(root: Path) -> list[build.Job]:
+    cache = root / "_build" / ".cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    return build.plan_jobs(SHIPPED_COHORT, build.notebook_paths(root), cache, root)
+
+
+def fake_site(path: Path) -> dict[str, bytes]:
+    """A previous site (a page and its recorded hash); returns its bytes for comparison."""
+    path.mkdir(parents=True)
+    (path / "index.html").write_text("<p>the previous site</p>")
+    (path / build.SITE_HASH_FILE).write_text("old\n")
+    return snapshot(path)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def fake_render(staging: Path, log=print, **_) -> Path:
+    """Stands in for Jupyter Book (the tests of faults do not need real HTML)."""
+    html = staging / "_out" / "html"
+    html.mkdir(parents=True)
+    (html / "index.html").write_text("<p>new</p>")
+    (html / "page.html").write_text("<p>page</p>" * 1000)
+    return html
+
+
+DRIVER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from helpers import build
+    from helpers.__main__ import _log
+    from helpers.build import BuildError, Interrupted
+    root, out = Path(sys.argv[1]), Path(sys.argv[2])
+    try:
+        build.build(out=out, root=root, workers=2, log=_log)
+    except Interrupted as exc:
+        print(exc.message, file=sys.stderr)
+        sys.exit(exc.exit_code)
+""")
+
+
+def start_build(root: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.Popen([sys.executable, "-c", DRIVER, str(root), str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+
+def wait_for_kernels(proc: subprocess.Popen, n: int, timeout: float = 60) -> list[psutil.Process]:
+    """Wait until the build runs `n` kernels (ipykernel processes); return the build's whole process tree."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        kernels = [p for p in tree if "ipykernel" in " ".join(p.cmdline())]
+        if len(kernels) >= n:
+            time.sleep(1.0)  # let the kernels reach the sleeping cell
+            return psutil.Process(proc.pid).children(recursive=True)
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the build did not start its kernels")
+
+
+def all_gone(procs: list[psutil.Process], timeout: float = 5) -> bool:
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+SLOW = {"slow_a": ["import time\ntime.sleep(120)"], "slow_b": ["import time\ntime.sleep(120)"]}
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_workers_and_kernels_and_publishes_nothing(tmp_path, signum, code):
+    root = tiny_book(tmp_path / "book", SLOW)
+    before = fake_site(tmp_path / "site")
+    proc = start_build(root, tmp_path / "site")
+    tree = wait_for_kernels(proc, 2)
+    (os.killpg if signum == signal.SIGINT else os.kill)(proc.pid, signum)  # Ctrl-C goes to the whole group
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code
+    assert err.strip() == build.INTERRUPTED and "Traceback" not in out + err
+    assert all_gone(tree)
+    assert not [p for p in (root / "_build" / ".cache").iterdir() if p.name.startswith(".build-")]
+    assert snapshot(tmp_path / "site") == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site")]
+
+
+def test_killed_build_takes_its_workers_and_kernels_along_and_the_next_build_cleans_up(tmp_path):
+    root = tiny_book(tmp_path / "book", SLOW)
+    proc = start_build(root, tmp_path / "site")
+    tree = wait_for_kernels(proc, 2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert all_gone(tree, timeout=10)
+    cache = root / "_build" / ".cache"
+    left = [p for p in cache.iterdir() if p.name.startswith(".build-")]
+    assert len(left) == 1  # the staging folder of the killed build ...
+    messages = []
+    build.remove_leftovers(cache, log=messages.append)
+    assert not left[0].exists() and "did not finish" in messages[0]  # ... is removed by the next build
+
+
+def test_endless_cell_is_stopped_by_the_timeout_and_other_notebooks_are_cached(tmp_path):
+    root = tiny_book(tmp_path / "book", {"good": ["x = 1\nx"], "hung": ["y = 2", "while True:\n    pass"]})
+    jobs = jobs_for(root)
+    with pytest.raises(build.BuildError) as err:
+        build.execute_all(jobs, 2, root=root, timeout=2, **QUIET)
+    text = str(err.value)
+    assert 'hung.ipynb failed' in text and 'cell 3 ("while True:") did not finish within 2 s' in text
+    assert "good.ipynb" not in text
+    assert build.entry_problem(jobs[0]) is None and build.entry_problem(jobs[1]) == "missing"
+
+
+def test_kernel_killed_mid_run_is_reported_with_notebook_and_reason(tmp_path):
+    kill = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"
+    root = tiny_book(tmp_path / "book", {"dies": [kill], "good": ["1 + 1"]})
+    jobs = jobs_for(root)
+    with pytest.raises(build.BuildError) as err:
+        build.execute_all(jobs, 1, root=root, timeout=30, **QUIET)
+    assert 'dies.ipynb failed' in str(err.value)
+    assert 'cell 2 ("import os, signal"): the kernel was killed by SIGKILL (out of memory?)' in str(err.value)
+    assert build.entry_problem(jobs[1]) is None  # the next notebook ran in a new kernel
+
+
+def test_truncated_cache_entry_is_discarded_and_re_executed(tmp_path):
+    root = tiny_book(tmp_path / "book", {"a": ["print('hello')"]})
+    [job] = jobs_for(root)
+    build.execute_all([job], 1, root=root, **QUIET)
+    whole = job.output.read_bytes()
+    job.output.write_bytes(whole[: len(whole) // 2])  # a crash in the middle of a write
+    assert build.entry_problem(job) == f"checksum mismatch in {job.output.name}"
+    messages = []
+    build.execute_all([job], 1, root=root, log=messages.append)
+    assert any("discarded the cache entry of a.ipynb" in m for m in messages)
+    assert build.entry_problem(job) is None and json.loads(job.output.read_text())["cells"]
+    (job.output.parent / build.MANIFEST).unlink()  # an entry never sealed counts as absent
+    assert build.entry_problem(job) == "no readable manifest"
+
+
+def test_failed_write_while_publishing_leaves_the_previous_site(tmp_path, monkeypatch):
+    root = tiny_book(tmp_path / "book", {"a": ["1"]})
+    before = fake_site(tmp_path / "site")
+    monkeypatch.setattr(build, "render", fake_render)
+    real_copy = shutil.copy2
+    calls = []
+
+    def full_disk(src, dst, *a, **k):
+        if calls:
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        calls.append(src)
+        return real_copy(src, dst, *a, **k)
+
+    monkeypatch.setattr(shutil, "move", lambda s, d: shutil.copytree(s, d, copy_function=full_disk))
+    with pytest.raises(build.BuildError) as err:
+        build.build(out=tmp_path / "site", root=root, **QUIET)
+    assert str(err.value).startswith("could not write the site (No space left on device")
+    assert str(err.value).endswith("the previous site is untouched") and "\n" not in str(err.value)
+    assert snapshot(tmp_path / "site") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book", "site"]
+
+
+def test_read_only_rename_while_publishing_leaves_the_previous_site(tmp_path, monkeypatch):
+    """The output folder refuses the swap (read-only file system, even for root): nothing changes."""
+    root = tiny_book(tmp_path / "book", {"a": ["1"]})
+    before = fake_site(tmp_path / "site")
+    monkeypatch.setattr(build, "render", fake_render)
+    real_rename = Path.rename
+
+    def read_only(self, target):
+        if self.name == "site":
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", read_only)
+    with pytest.raises(build.BuildError) as err:
+        build.build(out=tmp_path / "site", root=root, **QUIET)
+    assert str(err.value) == (f"could not write the site (Read-only file system: {tmp_path / 'site'}); "
+                              "the previous site is untouched")
+    assert snapshot(tmp_path / "site") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["book", "site"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_leaves_the_previous_site(tmp_path, monkeypatch):
+    root = tiny_book(tmp_path / "book", {"a": ["1"]})
+    parent = tmp_path / "public"
+    before = fake_site(parent / "site")
+    monkeypatch.setattr(build, "render", fake_render)
+    parent.chmod(0o555)
+    try:
+        with pytest.raises(build.BuildError) as err:
+            build.build(out=parent / "site", root=root, **QUIET)
+    finally:
+        parent.chmod(0o755)
+    assert "Permission denied" in str(err.value) and snapshot(parent / "site") == before
+
+
+def test_centre_cohort_is_cached_privately_beside_its_site_and_clean_removes_it(tmp_path, monkeypatch):
+    root = tiny_book(tmp_path / "book", {"a": ["import os\nprint(os.environ.get('HELPERS_CACHE_DIR'))"]})
+    centre = tmp_path / "centre"
+    shutil.copytree(SHIPPED_COHORT, centre)
+    monkeypatch.setattr(build, "render", fake_render)
+    out = tmp_path / "site"
+    build.build(centre, out, root=root, **QUIET)
+    private = tmp_path / "site.cache"
+    assert (out / "index.html").exists() and private.is_dir() and oct(private.stat().st_mode)[-3:] == "700"
+    [entry] = [p for p in private.iterdir() if p.name.startswith("a-")]
+    assert str(private) in (entry / "a.ipynb").read_text()  # the kernels' cohort cache is the private one
+    assert list((private / "cohorts").glob("*.pkl"))
+    shared = root / "_build" / ".cache"
+    assert not shared.exists() or not [p for p in shared.rglob("*") if p.is_file()]
+    assert os.environ.get("HELPERS_CACHE_DIR") is None
+    assert build.clean(out, build_dir=tmp_path / "no-build-dir", **QUIET) == [private] and not private.exists()
+
+
+def test_a_new_notebook_in_the_table_of_contents_is_executed(tmp_path):
+    root = tiny_book(tmp_path / "book", {"01_a": ["1"], "04b_toxicity": ["2"]})
+    assert [p.name for p in build.notebook_paths(root)] == ["01_a.ipynb", "04b_toxicity.ipynb"]
+
+
+def test_a_second_build_into_the_same_folder_waits_and_names_the_first(tmp_path):
+    import threading
+
+    out, locks, said = tmp_path / "site", tmp_path / "locks", []
+    with build.build_lock(out, locks, log=said.append):
+        second = threading.Thread(target=lambda: build.build_lock(out, locks, log=said.append).__enter__())
+        second.start()
+        time.sleep(0.5)
+        assert second.is_alive() and f"process id {os.getpid()}" in said[0]
+    second.join(5)
+    assert not second.is_alive()
+
+
+def test_closed_output_pipe_gives_no_traceback_and_exit_code_141():
+    """A command printing far more than a pipe holds, read by `head -1` (as `validate ... | head`)."""
+    script = ("import sys, helpers.__main__ as m\n"
+              "m.COMMANDS['validate'] = lambda args: [print('ERROR: a problem line') for _ in range(200000)] and 0\n"
+              "sys.exit(m.main(['validate', 'cohort']))")
+    cmd = f"{sys.executable} -c \"{script}\" | head -1 >/dev/null; exit ${{PIPESTATUS[0]}}"
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, cwd=PROJECT_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+    assert proc.stderr == "" and proc.returncode == 141
+
+
+def test_a_reused_kernel_gives_the_outputs_of_a_fresh_one(tmp_path):
+    """Notebooks share a worker's kernel; the reset between them leaves no trace of the previous one."""
+    messy = ["import os, warnings\nimport matplotlib\nos.chdir('/')\nmatplotlib.rcParams['lines.linewidth'] = 9\n"
+             "warnings.simplefilter('ignore')\nleak = 1"]
+    probe = ["import os, warnings, matplotlib\n"
+             "print('leak' in globals(), os.path.basename(os.getcwd()), matplotlib.rcParams['lines.linewidth'])",
+             "warnings.warn('shown once per fresh kernel')", "get_ipython().execution_count"]
+    root = tiny_book(tmp_path / "book", {"messy": messy, "probe": probe})
+    shared = jobs_for(root)
+    build.execute_all(shared, 1, root=root, **QUIET)  # one worker: probe runs after messy in the same kernel
+    alone = build.plan_jobs(SHIPPED_COHORT, [root / "notebooks" / "probe.ipynb"], tmp_path / "alone", root)
+    (tmp_path / "alone").mkdir()
+    build.execute_all(alone, 1, root=root, **QUIET)
+    def text(job):  # the kernel's process id appears in warning paths, whatever the kernel
+        return re.sub(r"ipykernel_\d+", "ipykernel_N", job.output.read_text())
+
+    assert text(shared[1]) == text(alone[0])
+    cells = json.loads(alone[0].output.read_text())["cells"]
+    assert cells[1]["outputs"][0]["text"] == ["False notebooks 1.5\n"]
+    assert "UserWarning" in "".join(cells[2]["outputs"][0]["text"]) and cells[1]["execution_count"] == 3
