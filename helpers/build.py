@@ -213,18 +213,50 @@ def install_entry(staged: Path, job: Job) -> None:
 
 
 def clean_notebook(path: Path) -> None:
-    """Drop volatile papermill metadata and the injected-parameters cell (it may hold local paths)."""
+    """Drop volatile papermill metadata and the injected-parameters cell, after writing the values the page was
+    executed with into its `parameters` cell (the cohort by its project path or folder name, never a local path)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     nb["metadata"].pop("papermill", None)
+    injected = [c for c in nb["cells"] if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     cells = []
     for cell in nb["cells"]:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags:
             continue
+        if "parameters" in tags and injected:
+            cell["source"] = shown_parameters("".join(cell["source"]), "".join(injected[0]["source"]))
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
         cells.append(cell)
     nb["cells"] = cells
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+HIDDEN_PARAMETERS = ("tables_dir",)  # where the build writes CSVs: a local path, not an analysis choice
+
+
+def shown_parameters(defaults: str, injected: str) -> str:
+    """The parameters cell's source with the injected values in place of the defaults (comments kept)."""
+    import ast
+
+    from helpers.page import shown_source
+
+    values = {}
+    for node in ast.parse(injected).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name not in HIDDEN_PARAMETERS:
+                value = ast.literal_eval(node.value)
+                values[name] = shown_source(value) if name == "cohort" else value
+    lines = []
+    for line in defaults.splitlines(keepends=True):
+        head, sep, comment = line.partition("#")
+        name = head.split("=")[0].strip()
+        if "=" in head and name in values:
+            shown = json.dumps(values[name]) if isinstance(values[name], str) else repr(values[name])
+            line = f"{name} = {shown}" + (f"  #{comment}" if sep else "\n")
+        lines.append(line)
+    return "".join(lines)
 
 
 # -------------------------------------------------------------------------------- execution
@@ -376,7 +408,8 @@ def fold_code(nb_path: Path) -> None:
     nb = json.loads(nb_path.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if cell["cell_type"] == "code" and "parameters" not in tags and "hide-input" not in tags:
+        shown = not {"parameters", "hide-input", "remove-input", "remove-cell"} & set(tags)
+        if cell["cell_type"] == "code" and shown:
             tags.append("hide-input")
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 

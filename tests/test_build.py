@@ -137,3 +137,13 @@ def test_incremental_render_still_checks_every_page(tmp_path):
         build.build(out=tmp_path / "site", root=root, log=lambda *_: None)
     assert "intro.md:3: WARNING: undefined label: 'lab-a'" in str(err.value)
     assert "\x1b[" not in str(err.value) and not list((root / "_build" / ".cache" / "render").iterdir())
+
+
+def test_parameters_cell_shows_the_values_the_page_was_executed_with():
+    from helpers.build import shown_parameters
+
+    defaults = ('cohort = "data/simulated"  # cohort folder\ntables_dir = "_build/tables"  # CSVs\n'
+                'landmark_day = None  # day\n')
+    injected = 'cohort = "/home/centre/exports/my_cohort"\ntables_dir = "/tmp/x/tables"\nlandmark_day = 35\n'
+    assert shown_parameters(defaults, injected) == (
+        'cohort = "my_cohort"  # cohort folder\ntables_dir = "_build/tables"  # CSVs\nlandmark_day = 35  # day\n')
