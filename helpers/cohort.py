@@ -8,6 +8,7 @@ order) before any analysis sees them, so no identifier can reach the published b
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import os
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from helpers import contract
+from helpers import contract, plausibility
 from helpers.contract import Column, Table
 
 WORKBOOK_SUFFIXES = (".xlsx",)
@@ -30,11 +31,12 @@ WORKBOOK_SUFFIXES = (".xlsx",)
 class Problem:
     """One finding of validation, in the user's words."""
 
-    level: str  # "error" or "warning"
+    level: str  # "error", "warning" or "note" (information: nothing to fix)
     file: str
     message: str
     row: int | None = None
     column: str | None = None
+    value: float | None = None  # the value found, when a check is about a number (report CSV, grouped lines)
 
     def __str__(self) -> str:
         where = self.file
@@ -65,16 +67,64 @@ class Report:
         return not self.errors
 
     def add(self, level: str, file: str, message: str, row: int | None = None,
-            column: str | None = None) -> None:
-        self.problems.append(Problem(level, file, message, row, column))
+            column: str | None = None, value: float | None = None) -> None:
+        self.problems.append(Problem(level, file, message, row, column, value))
+
+    @property
+    def notes(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "note"]
+
+    def grouped(self) -> list[tuple[Problem, list[int], list[float]]]:
+        """Identical problems (same level, file, column and message) as one entry with their rows and values."""
+        groups: dict[tuple, tuple[Problem, list[int], list[float]]] = {}
+        for p in self.problems:
+            key = (p.level, p.file, p.column, p.message, p.row is None)
+            if key not in groups:
+                groups[key] = (p, [], [])
+            if p.row is not None:
+                groups[key][1].append(p.row)
+            if p.value is not None:
+                groups[key][2].append(p.value)
+        return list(groups.values())
 
     def text(self) -> str:
-        """Human-readable report: errors first, then warnings, then the verdict."""
+        """Human-readable report: errors first, then warnings, then notes, one line per distinct problem."""
         lines = [f"Cohort: {self.source}"]
-        lines += [str(p) for p in self.errors] + [str(p) for p in self.warnings]
+        order = {"error": 0, "warning": 1, "note": 2}
+        for first, rows, values in sorted(self.grouped(), key=lambda g: order.get(g[0].level, 3)):
+            lines.append(_grouped_line(first, rows, values))
         verdict = "buildable" if self.ok else "NOT buildable"
         lines.append(f"{len(self.errors)} error(s), {len(self.warnings)} warning(s): {verdict}.")
         return "\n".join(lines)
+
+    def to_csv(self, path: Path) -> Path:
+        """Every problem, one per row (level, file, row, column, message): the full list behind the grouped text."""
+        rows = [{"level": p.level, "file": p.file, "row": p.row, "column": p.column, "value": p.value,
+                 "message": p.message} for p in self.problems]
+        frame = pd.DataFrame(rows, columns=["level", "file", "row", "column", "value", "message"])
+        frame["row"] = frame["row"].astype("Int64")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, index=False)
+        return path
+
+
+def _grouped_line(first: Problem, rows: list[int], values: list[float] | None = None, shown: int = 3) -> str:
+    """'ERROR: labs.csv, rows 10, 26, 42 and 237 more, column 'unit': ...' (a single row reads as before)."""
+    found = ""
+    if values:
+        lo, hi = min(values), max(values)
+        found = f" Found {lo:g}." if lo == hi else f" Found {lo:g} to {hi:g}."
+    if len(rows) <= 1:
+        return str(Problem(first.level, first.file, first.message, rows[0] if rows else None, first.column)) + found
+    if len(rows) <= shown + 1:
+        listed = ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"
+    else:
+        listed = ", ".join(map(str, rows[:shown])) + f" and {len(rows) - shown} more"
+    where = f"{first.file}, rows {listed}"
+    if first.column is not None:
+        where += f", column '{first.column}'"
+    return f"{first.level.upper()}: {where}: {first.message}{found}"
 
 
 class CohortError(ValueError):
@@ -153,6 +203,9 @@ def _read_csv(path: Path, report: Report) -> pd.DataFrame | None:
     except pd.errors.ParserError as exc:
         report.add("error", name, f"the file cannot be read as CSV: {exc}")
         return None
+    names = next(csv.reader([header]))
+    if len(names) == df.shape[1]:
+        df.columns = [n.strip() for n in names]  # pandas renames a repeated header to 'x.1'; keep it visible
     return df
 
 
@@ -161,7 +214,8 @@ def _read_sources(path: Path, report: Report) -> tuple[dict[str, pd.DataFrame], 
     tables: dict[str, pd.DataFrame] = {}
     if path.is_file() and path.suffix.lower() in WORKBOOK_SUFFIXES:
         try:
-            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False)
+            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False, header=None)
+            sheets = {name: _header_from_first_row(df) for name, df in sheets.items()}
         except Exception as exc:  # openpyxl raises many types for corrupt files
             report.add("error", path.name, f"the workbook cannot be opened: {exc}")
             return {}, None, path.name
@@ -192,6 +246,15 @@ def _read_sources(path: Path, report: Report) -> tuple[dict[str, pd.DataFrame], 
             report.add("error", "cohort.yml", f"cannot be read as YAML: {exc}")
             meta = {}
     return tables, meta, path.name
+
+
+def _header_from_first_row(df: pd.DataFrame) -> pd.DataFrame:
+    """A sheet read without a header: its first row becomes the column names as written (repeats kept)."""
+    if df.empty:
+        return pd.DataFrame()
+    body = df.iloc[1:].reset_index(drop=True)
+    body.columns = [str(c).strip() for c in df.iloc[0]]
+    return body
 
 
 def _meta_from_sheet(df: pd.DataFrame) -> dict:
@@ -330,12 +393,37 @@ def _looks_identifying(column: str) -> bool:
     return any(word in words for word in contract.FORBIDDEN_COLUMN_WORDS)
 
 
+def _refuse_repeated_headers(columns: list[str], file: str, report: Report) -> bool:
+    """A column name given twice (case and spaces ignored) is refused: which copy holds the data is unknowable."""
+    seen: dict[str, list[int]] = {}
+    for i, c in enumerate(columns):
+        seen.setdefault(str(c).lower(), []).append(i + 1)
+    repeated = {name: pos for name, pos in seen.items() if len(pos) > 1}
+    for name, pos in repeated.items():
+        where = ", ".join(map(str, pos[:-1])) + f" and {pos[-1]}"
+        report.add("error", file, f"the header names this column {len(pos)} times (columns {where}); each column "
+                   "may appear once. Remove or rename the repeated column.", column=columns[pos[0] - 1])
+    return bool(repeated)
+
+
+def _is_redcap_structural(column: str) -> bool:
+    """REDCap's own export columns (event, repeat instrument/instance, access group, form status)."""
+    name = str(column).strip().lower()
+    return name in contract.REDCAP_COLUMNS or name.startswith("redcap_") or name.endswith("_complete")
+
+
 def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> pd.DataFrame | None:
     """Columns present, forbidden and unknown columns, parsed types, ranges and duplicate keys."""
     known_lower = {c.lower(): c for c in table.names}
     raw = raw.rename(columns=lambda c: known_lower.get(str(c).strip().lower(), str(c).strip()))
     columns = list(raw.columns)
     n_before = len(report.errors)
+    if _refuse_repeated_headers(columns, file, report):
+        return None
+    structural = [c for c in columns if c not in table.names and _is_redcap_structural(c)]
+    for col in structural:
+        report.add("note", file, "REDCap structural column: ignored (not data; never published).", column=col)
+    columns = [c for c in columns if c not in structural]
     forbidden = [c for c in columns if _looks_identifying(c)]
     for col in forbidden:
         report.add("error", file, "looks like a direct identifier or calendar date; the book never needs it "
@@ -375,25 +463,49 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
 # Checks across tables, units and settings
 # --------------------------------------------------------------------------------------------
 
-def _check_units(labs: pd.DataFrame, file: str, report: Report) -> pd.DataFrame:
-    """Convert units with a fixed factor to the canonical unit (warning); refuse any other unit."""
+def _check_units(labs: pd.DataFrame, file: str, report: Report, d_dimer_units: str | None = None) -> pd.DataFrame:
+    """Convert each (analyte, unit) pair to the canonical unit with pint (one message per pair, not per row).
+
+    Spelling variants of the canonical unit are accepted silently; other units of the same quantity are
+    converted (warning, grouped); a D-dimer unit without FEU/DDU is refused unless cohort.yml declares
+    `d_dimer_units`; anything else is refused.
+    """
+    from helpers import units
+
     labs = labs.copy()
-    canonical = labs["analyte"].map({a: unit for a, (unit, _) in contract.ANALYTES.items()}).fillna("")
-    unit = labs["unit"].astype(str).str.strip()
-    same = unit.str.lower().eq(canonical.str.lower()) | canonical.eq("")
-    labs.loc[same & canonical.ne(""), "unit"] = canonical
-    for idx in labs.index[~same]:
-        analyte, found, target = labs.at[idx, "analyte"], unit[idx], canonical[idx]
-        factor = contract.UNIT_CONVERSIONS.get((analyte, found))
-        if factor is None:
-            report.add("error", file, f"unit '{found}' does not match {analyte}'s canonical unit '{target}' "
-                       f"and has no unambiguous conversion; convert the value to {target}.",
-                       row=int(idx) + 2, column="unit")
+    found = labs["unit"].astype(str).str.strip()
+    pairs = pd.DataFrame({"analyte": labs["analyte"], "found": found}).dropna().drop_duplicates()
+    for analyte, unit in pairs.itertuples(index=False):
+        target = contract.ANALYTES[analyte][0]
+        rows = labs.index[labs["analyte"].eq(analyte) & found.eq(unit)]
+        if units.same_unit(unit, target):
+            labs.loc[rows, "unit"] = target
             continue
-        labs.at[idx, "value"] = labs.at[idx, "value"] * factor
-        labs.at[idx, "unit"] = target
-        report.add("warning", file, f"{analyte} in '{found}' converted to '{target}' (x {factor:g}).",
-                   row=int(idx) + 2, column="unit")
+        factor = units.factor(analyte, unit)
+        if factor is None and units.is_ambiguous(analyte, unit):
+            factor = units.convention_factor(analyte, unit, d_dimer_units)
+            if factor is None:
+                for idx in rows:
+                    report.add("error", file, f"{analyte} in '{unit}' is ambiguous: D-dimer is reported in FEU "
+                               "(fibrinogen-equivalent units) or DDU (D-dimer units), about a factor 2 apart. Write "
+                               f"'{unit} FEU' or '{unit} DDU', or declare it for the whole cohort in cohort.yml "
+                               "(d_dimer_units: FEU or DDU).", row=int(idx) + 2, column="unit")
+                continue
+            unit_shown = f"{unit}' (declared {d_dimer_units} in cohort.yml)"
+        else:
+            unit_shown = f"{unit}'"
+        if factor is None:
+            for idx in rows:
+                report.add("error", file, f"unit '{unit}' does not match {analyte}'s canonical unit '{target}' "
+                           f"and has no unambiguous conversion; convert the value to {target}.",
+                           row=int(idx) + 2, column="unit")
+            continue
+        labs.loc[rows, "value"] = labs.loc[rows, "value"] * factor
+        labs.loc[rows, "unit"] = target
+        level = "note" if factor == 1 else "warning"
+        for idx in rows:
+            report.add(level, file, f"{analyte} in '{unit_shown} converted to '{target}' (x {factor:g}).",
+                       row=int(idx) + 2, column="unit")
     return labs
 
 
@@ -460,13 +572,15 @@ _SETTING_TYPES = {
                             "a list drawn from " + ", ".join(contract.RESPONSES)),
     "censor_at_hsct": (lambda v: isinstance(v, bool), "true or false"),
     "simulated": (lambda v: isinstance(v, bool), "true or false"),
+    "d_dimer_units": (lambda v: v in ("FEU", "DDU"), "FEU or DDU"),
 }
 
 
 def _settings(meta: dict | None, report: Report) -> tuple[Settings, dict]:
     """Analysis settings and cohort fields from cohort.yml: unknown keys and wrongly typed values are refused."""
     meta = dict(meta or {})
-    known = {s.name for s in contract.SETTINGS} | {s.name for s in contract.COHORT_FIELDS} | {"seed", "simulator"}
+    known = ({s.name for s in contract.SETTINGS} | {s.name for s in contract.COHORT_FIELDS}
+             | {s.name for s in contract.UNIT_SETTINGS} | {"seed", "simulator"})
     for key in sorted(set(meta) - known):
         report.add("error", "cohort.yml", f"unknown setting '{key}'; known: {', '.join(sorted(known))}.")
     for key, (ok, expected) in _SETTING_TYPES.items():
@@ -516,10 +630,11 @@ def validate(path: str | Path) -> tuple[Report, Cohort | None]:
         elif not table.required and "patients" in raw:
             report.add("warning", labels[name], f"optional table absent; skipped: {table.used_by}.")
     if "labs" in parsed:
-        parsed["labs"] = _check_units(parsed["labs"], labels["labs"], report)
+        parsed["labs"] = _check_units(parsed["labs"], labels["labs"], report, meta.get("d_dimer_units"))
     if "patients" in parsed:
         _check_patients(parsed["patients"], labels["patients"], report, settings)
         _check_references(parsed, labels, report)
+    plausibility.check(parsed, labels, report)
     enrolled = _enrolled(meta.get("enrolled"), len(parsed["patients"]), report) if "patients" in parsed else None
     if not report.ok or "patients" not in parsed:
         return report, None
@@ -583,7 +698,8 @@ def remember(path: Path, cohort: Cohort) -> None:
 
 def _content_key(path: Path) -> str:
     """SHA-256 over the cohort's files (names and bytes) and the source of the loader and the contract."""
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".csv", ".yml", ".yaml"))
+    inputs = {t.filename for t in contract.TABLES.values()} | {"cohort.yml"}  # not validation_report.csv
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.name in inputs)
     files += [Path(__file__), Path(contract.__file__)]
     h = hashlib.sha256()
     for f in files:

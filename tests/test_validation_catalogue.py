@@ -126,8 +126,9 @@ CASES = [
      "ERROR: patients.csv, column 'MRN': looks like a direct identifier or calendar date; the book never needs it "
      "and must not publish it. Remove the column (times are days from infusion)."),
     ("unknown setting in cohort.yml", {"cohort_yml": "name: X\nsevere_grade: 3\n"},
-     "ERROR: cohort.yml: unknown setting 'severe_grade'; known: censor_at_hsct, crs_system, enrolled, landmark_day, "
-     "name, remission_responses, seed, severe_crs_grade, simulated, simulator, source."),
+     "ERROR: cohort.yml: unknown setting 'severe_grade'; known: " + ", ".join(sorted(
+         {s.name for s in contract.SETTINGS + contract.COHORT_FIELDS + contract.UNIT_SETTINGS} | {"seed", "simulator"}))
+     + "."),
     ("wrongly typed setting", {"cohort_yml": "name: X\nsevere_crs_grade: three\nlandmark_day: 0\n"},
      "ERROR: cohort.yml: severe_crs_grade is 'three'; expected a whole number from 1 to 5."),
     ("setting outside its range", {"cohort_yml": "name: X\nlandmark_day: 0\n"},
