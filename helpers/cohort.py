@@ -36,7 +36,8 @@ class Problem:
     message: str
     row: int | None = None
     column: str | None = None
-    value: float | None = None  # the value found, when a check is about a number (report CSV, grouped lines)
+    value: object = None  # the value found (report CSV; grouped lines show the values found)
+    summary: str | None = None  # the message without row-specific values, used when identical problems group
 
     def __str__(self) -> str:
         where = self.file
@@ -67,8 +68,8 @@ class Report:
         return not self.errors
 
     def add(self, level: str, file: str, message: str, row: int | None = None,
-            column: str | None = None, value: float | None = None) -> None:
-        self.problems.append(Problem(level, file, message, row, column, value))
+            column: str | None = None, value: object = None, summary: str | None = None) -> None:
+        self.problems.append(Problem(level, file, message, row, column, value, summary))
 
     @property
     def notes(self) -> list[Problem]:
@@ -78,7 +79,7 @@ class Report:
         """Identical problems (same level, file, column and message) as one entry with their rows and values."""
         groups: dict[tuple, tuple[Problem, list[int], list[float]]] = {}
         for p in self.problems:
-            key = (p.level, p.file, p.column, p.message, p.row is None)
+            key = (p.level, p.file, p.column, p.summary or p.message, p.row is None)
             if key not in groups:
                 groups[key] = (p, [], [])
             if p.row is not None:
@@ -111,12 +112,10 @@ class Report:
 
 def _grouped_line(first: Problem, rows: list[int], values: list[float] | None = None, shown: int = 3) -> str:
     """'ERROR: labs.csv, rows 10, 26, 42 and 237 more, column 'unit': ...' (a single row reads as before)."""
-    found = ""
-    if values:
-        lo, hi = min(values), max(values)
-        found = f" Found {lo:g}." if lo == hi else f" Found {lo:g} to {hi:g}."
     if len(rows) <= 1:
+        found = _found(values) if first.summary is None else ""
         return str(Problem(first.level, first.file, first.message, rows[0] if rows else None, first.column)) + found
+    found = _found(values)
     if len(rows) <= shown + 1:
         listed = ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"
     else:
@@ -124,7 +123,19 @@ def _grouped_line(first: Problem, rows: list[int], values: list[float] | None = 
     where = f"{first.file}, rows {listed}"
     if first.column is not None:
         where += f", column '{first.column}'"
-    return f"{first.level.upper()}: {where}: {first.message}{found}"
+    return f"{first.level.upper()}: {where}: {first.summary or first.message}{found}"
+
+
+def _found(values: list | None, shown: int = 3) -> str:
+    """' Found 5.8 to 12.3.' for numbers, " Found 'ten', 'x' and 4 more." for text ('' when none)."""
+    if not values:
+        return ""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        lo, hi = min(values), max(values)
+        return f" Found {lo:g}." if lo == hi else f" Found {lo:g} to {hi:g}."
+    distinct = list(dict.fromkeys(str(v) for v in values))
+    listed = ", ".join(f"'{v}'" for v in distinct[:shown])
+    return f" Found {listed}" + (f" and {len(distinct) - shown} more." if len(distinct) > shown else ".")
 
 
 class CohortError(ValueError):
@@ -282,28 +293,39 @@ NA_WORDS = {"", "na", "nan", "n/a"}
 
 
 def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> pd.Series:
-    """Parse one text column into its kind (vectorised), reporting every cell that does not fit.
+    """Parse one text column into its kind, reporting every cell that does not fit.
 
-    Fast path on the raw text; only cells that do not parse as they stand are stripped of surrounding
-    spaces, lower-cased for the missing-value words, and parsed again (large tables stay fast).
+    Each distinct text is parsed once (a long table repeats the same few category, flag and unit words
+    many times), then spread back to the rows. Cells that do not parse as they stand are stripped of
+    surrounding spaces, lower-cased for the missing-value words, and parsed again.
     """
-    raw = values.astype(str)
+    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=True)
+    raw = pd.Series(uniques, dtype=object).astype(str)
     if col.kind == "text":
         raw = raw.str.strip()
     parsed, expected = _parse_cells(raw.where(raw.ne("")), col)
     parsed = parsed.astype(object)
     retry = parsed.isna() & raw.ne("")
-    bad = pd.Series(False, index=values.index)
+    bad = pd.Series(False, index=raw.index)
+    text = raw
     if retry.any():
-        text = raw[retry].str.strip()
-        missing = text.str.lower().isin(NA_WORDS)
-        again, _ = _parse_cells(text.where(~missing), col)
+        text = raw.copy()
+        text[retry] = raw[retry].str.strip()
+        missing = text[retry].str.lower().isin(NA_WORDS)
+        again, _ = _parse_cells(text[retry].where(~missing), col)
         parsed.loc[retry] = again.astype(object).where(again.notna(), None)
         bad.loc[retry] = ~missing & again.isna()
-        for idx in text.index[bad[retry]]:
-            report.add("error", file, f"found '{text[idx]}', expected {expected}.", row=int(idx) + 2,
-                       column=col.name)
-    return _typed(parsed.where(~bad), col)
+    parsed = parsed.where(~bad)
+    full = pd.Series(np.asarray(parsed, dtype=object).take(codes), index=values.index, dtype=object)
+    full[codes < 0] = None
+    if bad.any():
+        bad_rows = np.flatnonzero(bad.to_numpy()[codes] & (codes >= 0))
+        shown = text.to_numpy()
+        for pos in bad_rows:
+            found = shown[codes[pos]]
+            report.add("error", file, f"found '{found}', expected {expected}.", row=int(values.index[pos]) + 2,
+                       column=col.name, value=found, summary=f"expected {expected}.")
+    return _typed(full, col)
 
 
 def _parse_cells(text: pd.Series, col: Column) -> tuple[pd.Series, str]:
@@ -384,7 +406,8 @@ def _check_schema(df: pd.DataFrame, table: Table, file: str, report: Report,
                 unit = f" {unit}" if unit and unit != "%" else unit
                 value = case["failure_case"]
                 shown = f"{value:g}" if isinstance(value, (int, float)) else str(value)
-                report.add("error", file, f"found {shown}, expected {check}{unit}.", row, column)
+                report.add("error", file, f"found {shown}, expected {check}{unit}.", row, column,
+                           value=value, summary=f"expected {check}{unit}.")
 
 
 def _looks_identifying(column: str) -> bool:
@@ -455,7 +478,8 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
         for idx in parsed.index[dup]:
             keyval = ", ".join(f"{k}={parsed.at[idx, k]}" for k in table.key)
             report.add("error", file, f"duplicate row for {keyval}; each {' + '.join(table.key)} may appear once.",
-                       row=int(idx) + 2, column=table.key[-1])
+                       row=int(idx) + 2, column=table.key[-1],
+                       summary=f"duplicate row; each {' + '.join(table.key)} may appear once.")
     return parsed
 
 
@@ -473,40 +497,57 @@ def _check_units(labs: pd.DataFrame, file: str, report: Report, d_dimer_units: s
     from helpers import units
 
     labs = labs.copy()
-    found = labs["unit"].astype(str).str.strip()
-    pairs = pd.DataFrame({"analyte": labs["analyte"], "found": found}).dropna().drop_duplicates()
-    for analyte, unit in pairs.itertuples(index=False):
-        target = contract.ANALYTES[analyte][0]
-        rows = labs.index[labs["analyte"].eq(analyte) & found.eq(unit)]
-        if units.same_unit(unit, target):
-            labs.loc[rows, "unit"] = target
+    analyte_codes, analytes = pd.factorize(labs["analyte"])
+    unit_codes, found_units = pd.factorize(labs["unit"])
+    width = len(found_units) + 1
+    pair = analyte_codes.astype(np.int64) * width + (unit_codes + 1)  # unit code 0 = missing unit
+    pairs, inverse = np.unique(pair, return_inverse=True)
+    factors = np.ones(len(pairs))
+    targets = np.empty(len(pairs), dtype=object)
+    for k, code in enumerate(pairs):
+        a, u = divmod(int(code), width)
+        if code < 0 or u == 0:  # analyte or unit missing: already reported by the column checks
             continue
-        factor = units.factor(analyte, unit)
-        if factor is None and units.is_ambiguous(analyte, unit):
-            factor = units.convention_factor(analyte, unit, d_dimer_units)
-            if factor is None:
-                for idx in rows:
-                    report.add("error", file, f"{analyte} in '{unit}' is ambiguous: D-dimer is reported in FEU "
-                               "(fibrinogen-equivalent units) or DDU (D-dimer units), about a factor 2 apart. Write "
-                               f"'{unit} FEU' or '{unit} DDU', or declare it for the whole cohort in cohort.yml "
-                               "(d_dimer_units: FEU or DDU).", row=int(idx) + 2, column="unit")
-                continue
-            unit_shown = f"{unit}' (declared {d_dimer_units} in cohort.yml)"
-        else:
-            unit_shown = f"{unit}'"
-        if factor is None:
-            for idx in rows:
-                report.add("error", file, f"unit '{unit}' does not match {analyte}'s canonical unit '{target}' "
-                           f"and has no unambiguous conversion; convert the value to {target}.",
-                           row=int(idx) + 2, column="unit")
-            continue
-        labs.loc[rows, "value"] = labs.loc[rows, "value"] * factor
-        labs.loc[rows, "unit"] = target
-        level = "note" if factor == 1 else "warning"
-        for idx in rows:
-            report.add(level, file, f"{analyte} in '{unit_shown} converted to '{target}' (x {factor:g}).",
-                       row=int(idx) + 2, column="unit")
+        analyte, unit = analytes[a], str(found_units[u - 1]).strip()
+        factors[k], targets[k] = _unit_pair(analyte, unit, np.flatnonzero(inverse == k), labs.index, file,
+                                            report, d_dimer_units)
+    ok = pd.notna(targets[inverse])
+    labs["value"] = np.where(ok, labs["value"].to_numpy(dtype=float) * factors[inverse], labs["value"].to_numpy())
+    labs["unit"] = np.where(ok, targets[inverse], labs["unit"].to_numpy(dtype=object))
     return labs
+
+
+def _unit_pair(analyte: str, unit: str, positions: np.ndarray, index: pd.Index, file: str, report: Report,
+               d_dimer_units: str | None) -> tuple[float, str | None]:
+    """(factor, canonical unit) for one analyte-unit pair of labs, reporting on its rows; (1, None) if refused."""
+    from helpers import units
+
+    target = contract.ANALYTES[analyte][0]
+    if units.same_unit(unit, target):
+        return 1.0, target
+    rows = [int(i) + 2 for i in index[positions]]
+    factor = units.factor(analyte, unit)
+    shown = f"{unit}'"
+    if factor is None and units.is_ambiguous(analyte, unit):
+        factor = units.convention_factor(analyte, unit, d_dimer_units)
+        if factor is None:
+            for row in rows:
+                report.add("error", file, f"{analyte} in '{unit}' is ambiguous: D-dimer is reported in FEU "
+                           "(fibrinogen-equivalent units) or DDU (D-dimer units), about a factor 2 apart. Write "
+                           f"'{unit} FEU' or '{unit} DDU', or declare it for the whole cohort in cohort.yml "
+                           "(d_dimer_units: FEU or DDU).", row=row, column="unit")
+            return 1.0, None
+        shown = f"{unit}' (declared {d_dimer_units} in cohort.yml)"
+    if factor is None:
+        for row in rows:
+            report.add("error", file, f"unit '{unit}' does not match {analyte}'s canonical unit '{target}' "
+                       f"and has no unambiguous conversion; convert the value to {target}.", row=row, column="unit")
+        return 1.0, None
+    level = "note" if factor == 1 else "warning"
+    for row in rows:
+        report.add(level, file, f"{analyte} in '{shown} converted to '{target}' (x {factor:g}).", row=row,
+                   column="unit")
+    return factor, target
 
 
 def _check_patients(p: pd.DataFrame, file: str, report: Report, settings: Settings) -> None:
@@ -516,7 +557,8 @@ def _check_patients(p: pd.DataFrame, file: str, report: Report, settings: Settin
         for idx in p.index[bad.fillna(False)]:
             report.add("error", file, f"pfs_days ({p.at[idx, 'pfs_days']:g}) is after os_days "
                        f"({p.at[idx, 'os_days']:g}); progression-free time cannot exceed overall time.",
-                       int(idx) + 2, "pfs_days")
+                       int(idx) + 2, "pfs_days", value=float(p.at[idx, "pfs_days"]),
+                       summary="pfs_days is after os_days; progression-free time cannot exceed overall time.")
     if ("pfs_days" in p) != ("pfs_event" in p):
         report.add("error", file, "pfs_days and pfs_event go together: give both or neither.",
                    column="pfs_event" if "pfs_days" in p else "pfs_days")
@@ -553,12 +595,13 @@ def _check_references(tables: dict[str, pd.DataFrame], labels: dict[str, str], r
             continue
         for idx in df.index[~df["patient_id"].isin(known)]:
             report.add("error", labels[name], f"patient_id '{df.at[idx, 'patient_id']}' is not in patients.",
-                       int(idx) + 2, "patient_id")
+                       int(idx) + 2, "patient_id", value=df.at[idx, "patient_id"], summary="patient_id is not in patients.")
         late = df["patient_id"].map(death_day) < df["day"]
         for idx in df.index[late.fillna(False)]:
             pid = df.at[idx, "patient_id"]
             report.add("error", labels[name], f"day {df.at[idx, 'day']:g} is after the death of '{pid}' on day "
-                       f"{death_day[pid]:g} (patients os_days, os_event = 1).", int(idx) + 2, "day")
+                       f"{death_day[pid]:g} (patients os_days, os_event = 1).", int(idx) + 2, "day",
+                       summary="day is after the patient's death (patients os_days, os_event = 1).")
 
 
 # setting -> (test of the YAML value, what is expected, in words)

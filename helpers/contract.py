@@ -319,7 +319,7 @@ ANALYTE_RANGES: dict[str, Range] = {
     "creatinine": Range((5, 3000), (10, 1500), _LAB),
     "wbc": Range((0, 1000), (0, 500), "hyperleukocytosis in ALL rarely exceeds 500 x 10^9/L"),
     "anc": Range((0, 500), (0, 100), _LAB),
-    "hemoglobin": Range((20, 250), (25, 220), "below 20 g/L is not compatible with life; g/dL values (5-17) "
+    "hemoglobin": Range((20, 300), (25, 220), "below 20 g/L is not compatible with life; g/dL values (5-17) "
                         "fall here"),
     "platelets": Range((0, 5000), (0, 2000), _LAB),
     "ldh": Range((0, 100000), (50, 50000), _LAB),

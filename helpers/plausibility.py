@@ -95,63 +95,79 @@ def _dose_hint(column: str, level: str) -> str:
 
 
 def _analyte_ranges(labs: pd.DataFrame, file: str, report) -> None:
-    """Per-analyte limits in the canonical unit (after conversion)."""
-    for analyte, limits in contract.ANALYTE_RANGES.items():
-        rows = labs["analyte"].eq(analyte) & labs["unit"].eq(contract.ANALYTES[analyte][0])
+    """Per-analyte limits in the canonical unit (after conversion); vectorised over analyte codes."""
+    codes, analytes = pd.factorize(labs["analyte"])
+    unit_ok = labs["unit"].to_numpy(dtype=object) == np.array(
+        [contract.ANALYTES[a][0] for a in analytes] + [None], dtype=object)[codes]
+    x = labs["value"].to_numpy(dtype=float)
+    for k, analyte in enumerate(analytes):
+        limits = contract.ANALYTE_RANGES.get(analyte)
+        if limits is None:
+            continue
+        rows = (codes == k) & unit_ok
         if not rows.any():
             continue
-        x = labs["value"].where(rows)
         unit = contract.ANALYTES[analyte][0]
-        plo, phi = limits.possible
+        plo = -np.inf if limits.possible[0] is None else limits.possible[0]
+        phi = np.inf if limits.possible[1] is None else limits.possible[1]
         for level, (lo, hi), what in (("error", limits.possible, "physiologically possible"),
                                       ("warning", limits.plausible, "plausible")):
-            low = x < lo if lo is not None else pd.Series(False, index=x.index)
-            high = x > hi if hi is not None else pd.Series(False, index=x.index)
+            low = rows & (x < lo) if lo is not None else np.zeros_like(rows)
+            high = rows & (x > hi) if hi is not None else np.zeros_like(rows)
             if level == "warning":
-                low &= x >= (plo if plo is not None else -np.inf)
-                high &= x <= (phi if phi is not None else np.inf)
+                low &= x >= plo
+                high &= x <= phi
+            values = pd.Series(x, index=labs.index)
             if low.any():
-                _add_rows(report, level, file, low, "value", f"{analyte} below the {what} {_num(lo)} {unit} "
-                          f"({limits.source}); check the value and its unit.", x)
+                _add_rows(report, level, file, pd.Series(low, index=labs.index), "value", f"{analyte} below the "
+                          f"{what} {_num(lo)} {unit} ({limits.source}); check the value and its unit.", values)
             if high.any():
-                _add_rows(report, level, file, high, "value", f"{analyte} above the {what} {_num(hi)} {unit} "
-                          f"({limits.source}); check the value and its unit.", x)
+                _add_rows(report, level, file, pd.Series(high, index=labs.index), "value", f"{analyte} above the "
+                          f"{what} {_num(hi)} {unit} ({limits.source}); check the value and its unit.", values)
 
 
 def _unit_slips(labs: pd.DataFrame, file: str, report, min_patients: int = 5) -> None:
     """Patients whose values of an analyte sit a unit factor (10x, 1000x...) off the cohort's, same unit.
 
-    Per patient, the median of log10(value); the cohort centre is the median of these medians and its
-    spread their scaled MAD. A patient is flagged when the shift from the centre is within a factor 2 of
-    the factor between the canonical unit and a unit commonly confused with it, and more than 3 scaled
-    MADs (and at least 0.7 decades) from the centre.
+    A unit slip moves all of a patient's values. The patient's lowest value (log10, near baseline, least
+    moved by CRS) must sit off the cohort's centre (the median of the patients' lowest values) by about the
+    factor between the canonical unit and a unit commonly confused with it (within 10^(0.5 sqrt(k)) for a
+    shift of k decades), by at least half a decade and by more than 3 scaled MADs; the patient's highest
+    value must have moved the same way by at least a quarter of the shift (a single low nadir does not).
     """
+    positive = labs[labs["value"] > 0]
+    groups = positive.groupby("analyte", sort=False).indices
     for analyte, slips in contract.LIKELY_UNIT_SLIPS.items():
-        sub = labs[labs["analyte"].eq(analyte) & (labs["value"] > 0)]
+        if analyte not in groups:
+            continue
+        sub = positive.iloc[groups[analyte]]
         if sub.empty or sub["patient_id"].nunique() < min_patients:
             continue
-        logs = np.log10(sub["value"].astype(float))
-        med = logs.groupby(sub["patient_id"]).median()
-        centre = float(med.median())
-        spread = 1.4826 * float((med - centre).abs().median())
+        logs = np.log10(sub["value"].astype(float)).groupby(sub["patient_id"])
+        low, high = logs.min(), logs.max()
+        low_dev, high_dev = low - low.median(), high - high.median()
+        spread = 1.4826 * float(low_dev.abs().median())
         unit = contract.ANALYTES[analyte][0]
         for slip in slips:
             f = units.factor(analyte, slip)
             if not f or f == 1:
                 continue
             shift = -np.log10(f)  # a value in `slip` labelled in the canonical unit reads as value / f
-            dev = med - centre
-            flagged = med.index[(np.abs(dev - shift) < np.log10(2)) & (np.abs(dev) > max(0.7, 3 * spread))]
+            hit = ((np.abs(low_dev - shift) < 0.5 * abs(shift) ** 0.5) & (np.abs(low_dev) > max(0.5, 3 * spread))
+                   & (high_dev * np.sign(shift) >= abs(shift) / 4))
+            flagged = hit.index[hit]
             if len(flagged) == 0:
                 continue
             ids = ", ".join(f"'{p}'" for p in flagged[:5]) + (f" and {len(flagged) - 5} more" if len(flagged) > 5 else "")
             direction = "below" if shift < 0 else "above"
+            centre_all = float(np.log10(sub["value"].astype(float)).median())
             times = _num(10 ** abs(shift))
             rows = sub.index[sub["patient_id"].isin(flagged)]
             message = (f"{analyte} values of {len(flagged)} patient(s) ({ids}) sit about {times}x {direction} the "
-                       f"cohort's (median {_num(10 ** centre)} {unit}): looks like {slip} labelled {unit}; convert "
+                       f"cohort's (cohort median {float(10 ** centre_all):.3g} {unit}): looks like {slip} labelled {unit}; convert "
                        f"those values (x {_num(f)}) or correct their unit.")
-            _add_rows(report, "warning", file, labs.index.to_series().isin(rows), "value", message)
+            for row in rows:
+                report.add("warning", file, message, int(row) + 2, "value")
 
 
 def _support(daily: pd.DataFrame, file: str, report) -> None:
@@ -197,9 +213,10 @@ def _swapped(p: pd.DataFrame, file: str, report, min_rows: int = 5) -> None:
     if {"pfs_days", "os_days"} <= set(p):
         both = p[["pfs_days", "os_days"]].dropna()
         later = int((both["pfs_days"] > both["os_days"]).sum())
-        if len(both) >= min_rows and later > len(both) / 2:
-            report.add("warning", file, f"pfs_days exceeds os_days for {later} of {len(both)} patients: the two "
-                       "columns look swapped.", column="pfs_days")
+        differ = int((both["pfs_days"] != both["os_days"]).sum())
+        if differ >= min_rows and later > differ / 2:
+            report.add("warning", file, f"pfs_days exceeds os_days for {later} of the {differ} patients "
+                       "whose two times differ: the two columns look swapped.", column="pfs_days")
 
 
 def _deaths(p: pd.DataFrame, file: str, report) -> None:
