@@ -129,8 +129,8 @@ def _analyte_ranges(labs: pd.DataFrame, file: str, report) -> None:
 def _unit_slips(labs: pd.DataFrame, file: str, report, min_patients: int = 5) -> None:
     """Patients whose values of an analyte sit a unit factor (10x, 1000x...) off the cohort's, same unit.
 
-    A unit slip moves all of a patient's values. The patient's lowest value (log10, near baseline, least
-    moved by CRS) must sit off the cohort's centre (the median of the patients' lowest values) by about the
+    A unit slip moves all of a patient's values. The patient's second-lowest value (log10, near baseline,
+    least moved by CRS, and not one odd value) must sit off the cohort's centre (the median of the patients' lowest values) by about the
     factor between the canonical unit and a unit commonly confused with it (within 10^(0.5 sqrt(k)) for a
     shift of k decades), by at least half a decade and by more than 3 scaled MADs; the patient's highest
     value must have moved the same way by at least a quarter of the shift (a single low nadir does not).
@@ -143,8 +143,7 @@ def _unit_slips(labs: pd.DataFrame, file: str, report, min_patients: int = 5) ->
         sub = positive.iloc[groups[analyte]]
         if sub.empty or sub["patient_id"].nunique() < min_patients:
             continue
-        logs = np.log10(sub["value"].astype(float)).groupby(sub["patient_id"])
-        low, high = logs.min(), logs.max()
+        low, high = _second_lowest_and_highest(sub)
         low_dev, high_dev = low - low.median(), high - high.median()
         spread = 1.4826 * float(low_dev.abs().median())
         unit = contract.ANALYTES[analyte][0]
@@ -168,6 +167,17 @@ def _unit_slips(labs: pd.DataFrame, file: str, report, min_patients: int = 5) ->
                        f"those values (x {_num(f)}) or correct their unit.")
             for row in rows:
                 report.add("warning", file, message, int(row) + 2, "value")
+
+
+def _second_lowest_and_highest(sub: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Per patient, log10 of the second-lowest value (the lowest when there is one) and of the highest."""
+    frame = pd.DataFrame({"patient_id": sub["patient_id"].to_numpy(), "log": np.log10(sub["value"].to_numpy(float))})
+    frame = frame.sort_values(["patient_id", "log"], kind="stable")
+    rank = frame.groupby("patient_id", sort=False).cumcount()
+    count = frame.groupby("patient_id", sort=False)["log"].transform("size")
+    low = frame[(rank == 1) | ((rank == 0) & (count == 1))].set_index("patient_id")["log"]
+    high = frame.groupby("patient_id")["log"].max()
+    return low.reindex(high.index), high
 
 
 def _support(daily: pd.DataFrame, file: str, report) -> None:
