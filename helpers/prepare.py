@@ -32,6 +32,8 @@ DATE_FORMATS = ("iso", "day-first", "month-first")
 _ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}(?:[ T].*)?$")
 _NUMERIC = re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{2}|\d{4})$")
 _BIRTH = ("date_of_birth", "birth_date", "dob")
+_AMBIGUOUS = ("dates such as 03/04/2022 (3 April or 4 March?) are ambiguous without a declared format: declare "
+              "date_format: day-first or month-first in mapping.yml, or write ISO 8601 dates (YYYY-MM-DD).")
 
 
 @dataclass
@@ -175,8 +177,7 @@ def _date_problems(file: str, column: str, text: pd.Series, unreadable: pd.Serie
         report.add("error", file, f"'{text[idx]}' is not an ISO 8601 date (YYYY-MM-DD) and the mapping file declares "
                    "no date_format, so it is ambiguous (03/04/2022 is 3 April or 4 March). Declare date_format: "
                    "day-first or month-first in mapping.yml, or write ISO dates.", int(idx) + 2, column,
-                   value=text[idx], summary="dates such as 03/04/2022 are ambiguous without a declared format: "
-                   "declare date_format: day-first or month-first in mapping.yml, or write ISO dates (YYYY-MM-DD).")
+                   value=text[idx], summary=_AMBIGUOUS)
     for idx in text.index[unreadable]:
         report.add("error", file, f"'{text[idx]}' cannot be read as a date.", int(idx) + 2, column,
                    value=text[idx], summary="cannot be read as a date.")
@@ -518,11 +519,26 @@ def prepare(raw: Path, out: Path, mapping_file: Path | None = None) -> tuple[Rep
         if name == "labs":
             df = _labs(df, mapping, log)
         out_tables[name] = _vocabulary(df, name, mapping, log)
+    _one_ambiguity_message(report)
     if report.errors:
         return report, log
     out_tables = {name: _contract_columns(df, name, log) for name, df in out_tables.items()}
     _write(out, out_tables, raw, log)
     return report, log
+
+
+def _one_ambiguity_message(report: Report) -> None:
+    """Ambiguous dates in many columns and files are one problem with one fix: say it once, with where."""
+    ambiguous = [p for p in report.problems if (p.summary or "").startswith(_AMBIGUOUS)]
+    if not ambiguous:
+        return
+    report.problems = [p for p in report.problems if p not in ambiguous]
+    where: dict[tuple[str, str], list] = {}
+    for p in ambiguous:
+        where.setdefault((p.file, p.column), []).append(p)
+    listed = "; ".join(f"{file}, column '{col}' ({len(ps)} row{'s' if len(ps) > 1 else ''}, first row {ps[0].row}: "
+                       f"'{ps[0].value}')" for (file, col), ps in where.items())
+    report.add("error", "mapping.yml", f"{_AMBIGUOUS} Found in {listed}.")
 
 
 def _weights(p: pd.DataFrame) -> dict[str, float]:
