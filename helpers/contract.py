@@ -298,11 +298,13 @@ class Range:
     source: str = ""
 
 
-_LAB = "adult and paediatric reference and critical-value ranges (Tietz Textbook of Laboratory Medicine, 7th ed.)"
+_LAB = ("well beyond adult and paediatric reference intervals and reported extremes; the project's limits, to "
+        "widen where a centre has seen more")
 
 # Per-analyte limits in the canonical unit (checked after unit conversion).
 ANALYTE_RANGES: dict[str, Range] = {
-    "il6": Range((0, 1e6), (0, 1e5), "CRS cytokine peaks reach 10^4-10^5 pg/mL (Teachey et al., Cancer Discov 2016)"),
+    "il6": Range((0, 1e6), (0, 1e5), "CRS cytokine peaks of 10^3-10^5 pg/mL are reported (Teachey et al., Cancer "
+                 "Discov 2016; verify)"),
     "ifng": Range((0, 1e6), (0, 1e5), "Teachey et al., Cancer Discov 2016"),
     "il10": Range((0, 1e6), (0, 1e5), "Teachey et al., Cancer Discov 2016"),
     "tnfa": Range((0, 1e5), (0, 1e4), "Teachey et al., Cancer Discov 2016"),

@@ -115,18 +115,40 @@ def _read_raw(raw: Path, mapping: Mapping, report: Report) -> dict[str, pd.DataF
     for name in contract.TABLES:
         path = raw / mapping.files.get(name, f"{name}.csv")
         if path.exists():
-            text = path.read_bytes()
-            try:
-                decoded = text.decode("utf-8-sig")
-            except UnicodeDecodeError:
-                decoded = text.decode("cp1252")
-                report.add("note", path.name, "read as Windows-1252 (not UTF-8).")
-            sep = ";" if ";" in decoded.splitlines()[0] and "," not in decoded.splitlines()[0] else ","
-            from io import StringIO
-            tables[name] = pd.read_csv(StringIO(decoded), dtype=str, keep_default_na=False, sep=sep)
+            tables[name] = _read_text_table(path, report)
+            if "redcap_repeat_instrument" in tables[name]:
+                tables[name] = _redcap_instrument(tables[name], name)
     if "patients" not in tables:
         report.add("error", mapping.files.get("patients", "patients.csv"), "required table is missing.")
     return tables
+
+
+def _read_text_table(path: Path, report: Report) -> pd.DataFrame:
+    """A CSV as text: UTF-8 (or Windows-1252, noted), comma- or semicolon-separated."""
+    from io import StringIO
+
+    data = path.read_bytes()
+    try:
+        decoded = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        decoded = data.decode("cp1252")
+        report.add("note", path.name, "read as Windows-1252 (not UTF-8).")
+    header = decoded.splitlines()[0] if decoded.strip() else ""
+    sep = ";" if ";" in header and "," not in header else ","
+    return pd.read_csv(StringIO(decoded), dtype=str, keep_default_na=False, sep=sep)
+
+
+def _redcap_instrument(export: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The rows and fields of one instrument of a REDCap export (the non-repeating rows are patients)."""
+    from helpers.templates import redcap_name
+
+    instrument = export["redcap_repeat_instrument"].astype(str).str.strip()
+    rows = instrument.eq("") if table == "patients" else instrument.eq(table)
+    fields = [redcap_name(table, c) for c in contract.TABLES[table].names]
+    extra = [c for c in export.columns if c.lower() in ("date", f"{table}_date", "infusion_date") or
+             (table == "patients" and c.lower().endswith("_date"))]
+    keep = [c for c in export.columns if c in fields or c in extra]
+    return export.loc[rows, keep].reset_index(drop=True)
 
 
 def _rename(df: pd.DataFrame, table: str, mapping: Mapping, log: Log) -> pd.DataFrame:
