@@ -157,10 +157,16 @@ PATIENTS = Table(
     used_by="every chapter",
 )
 
+# Kinetics samples before infusion are baselines (the month before infusion: apheresis, lymphodepletion)
+# or traces of an earlier CAR-T product; they are kept and reported as such, never used for Cmax/Tmax.
+_SAMPLE_DAY = Column("day", "number", "Day relative to CAR-T infusion (day 0). Days -30 to -1 are pre-infusion "
+                     "baselines (apheresis, lymphodepletion, an earlier CAR-T product); kinetic parameters use "
+                     "days from 0.", required=True, unit="days", minimum=-30, maximum=3650, nullable=False)
+
 KINETICS = Table(
     "kinetics", "CAR transgene in blood by qPCR, one row per patient and sample day.", False,
     (
-        _ID, _DAY,
+        _ID, _SAMPLE_DAY,
         Column("car_copies_per_ug_dna", "number", "CAR transgene copies per ug genomic DNA; 0 = below the "
                "limit of quantification.", required=True, unit="copies/ug DNA", minimum=0, maximum=1e9,
                nullable=False),
