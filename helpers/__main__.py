@@ -81,9 +81,11 @@ def _validate(args) -> int:
     from helpers.cohort import validate
 
     cohort = Path(args.cohort)
-    report, _ = validate(cohort)
+    report, loaded = validate(cohort)
     code = 0 if report.ok else 2
-    lines = [report.text()]
+    lines = report.text().splitlines()
+    verdict = lines.pop()
+    lines += _readiness_lines(loaded)
     if report.problems or args.report:
         default = (cohort if cohort.is_dir() else cohort.parent) / "validation_report.csv"
         try:
@@ -91,26 +93,25 @@ def _validate(args) -> int:
         except OSError as exc:
             lines.append(f"(the full report could not be written: {exc})")
     try:
-        print("\n".join(lines))
-        _print_readiness(report, cohort)
+        print("\n".join(lines + [verdict]))
     except BrokenPipeError:
         _quiet_stdout()
     return code
 
 
-def _print_readiness(report, cohort: Path) -> None:
-    """What each chapter section needs and whether it is present (when helpers.sections exists)."""
-    try:
-        from helpers import sections  # added by another lane; absent before it lands
-    except ImportError:
-        return
-    from helpers.cohort import validate
+def _readiness_lines(cohort) -> list[str]:
+    """What each chapter section needs and whether this cohort has it (helpers.sections), when buildable."""
+    if cohort is None:
+        return []
+    from helpers.sections import readiness
 
-    if not report.ok or not hasattr(sections, "readiness"):
-        return
-    _, loaded = validate(cohort)
-    for line in sections.readiness(loaded):
-        print(line)
+    table = readiness(cohort)
+    if table.empty:
+        return []
+    skipped = table[~table["ready"].astype(bool)]
+    lines = [f"SKIPPED: {r.what} ({r.section}): {r.reason}." for r in skipped.itertuples()]
+    return lines + [f"Chapter sections: {len(table) - len(skipped)} of {len(table)} ready; {len(skipped)} will "
+                    "be skipped (the page says why)."]
 
 
 def _prepare(args) -> int:
