@@ -743,7 +743,8 @@ def _content_key(path: Path) -> str:
     """SHA-256 over the cohort's files (names and bytes) and the source of the loader and the contract."""
     inputs = {t.filename for t in contract.TABLES.values()} | {"cohort.yml"}  # not validation_report.csv
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.name in inputs)
-    files += [Path(__file__), Path(contract.__file__)]
+    files += [Path(__file__), Path(contract.__file__), Path(plausibility.__file__),
+              Path(__file__).with_name("units.py")]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())

@@ -320,14 +320,14 @@ ANALYTE_RANGES: dict[str, Range] = {
     "fibrinogen": Range((0, 20), (0.1, 10), _LAB),
     "d_dimer": Range((0, 1000), (0, 100), _LAB),
     "pt": Range((3, 300), (5, 150), _LAB),
-    "aptt": Range((10, 300), (15, 200), _LAB),
+    "aptt": Range((5, 300), (15, 200), _LAB),
     "alt": Range((0, 50000), (0, 20000), _LAB),
     "ast": Range((0, 50000), (0, 20000), _LAB),
     "bilirubin": Range((0, 1500), (0, 800), _LAB),
     "creatinine": Range((5, 3000), (10, 1500), _LAB),
     "wbc": Range((0, 1000), (0, 500), "hyperleukocytosis in ALL rarely exceeds 500 x 10^9/L"),
     "anc": Range((0, 500), (0, 100), _LAB),
-    "hemoglobin": Range((20, 300), (25, 220), "below 20 g/L is not compatible with life; g/dL values (5-17) "
+    "hemoglobin": Range((20, 400), (25, 220), "below 20 g/L is not compatible with life; g/dL values (5-17) "
                         "fall here"),
     "platelets": Range((0, 5000), (0, 2000), _LAB),
     "ldh": Range((0, 100000), (50, 50000), _LAB),
