@@ -78,6 +78,7 @@ def _build(args) -> int:
 
 
 def _validate(args) -> int:
+    """Print the grouped report, the sections that will be skipped and the verdict; write the full list."""
     from helpers.cohort import validate
 
     cohort = Path(args.cohort)
@@ -115,6 +116,7 @@ def _readiness_lines(cohort) -> list[str]:
 
 
 def _prepare(args) -> int:
+    """Convert a dated export; print what changed (by column and rule) or what needs the centre."""
     from helpers.prepare import log_path, prepare
 
     report, log = prepare(Path(args.raw), Path(args.out), Path(args.mapping) if args.mapping else None)

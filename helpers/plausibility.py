@@ -51,12 +51,14 @@ def _rows(mask: pd.Series) -> list[int]:
 
 def _add_rows(report, level: str, file: str, mask: pd.Series, column: str, message: str,
               values: pd.Series | None = None) -> None:
+    """One problem per flagged row, with the same message (so the report groups them) and the value found."""
     for row in _rows(mask):
         value = None if values is None else values.get(row - 2)
         report.add(level, file, message, row, column, value=None if value is None or pd.isna(value) else float(value))
 
 
 def _num(x: float) -> str:
+    """A limit as people read it: 1,000 and 0.1, 1e+06 for large numbers."""
     return f"{x:,.6g}" if abs(x) < 1e6 else f"{x:.3g}"
 
 
@@ -88,6 +90,7 @@ def _column_ranges(df: pd.DataFrame, table: str, file: str, report) -> None:
 
 
 def _dose_hint(column: str, level: str) -> str:
+    """The hint for a CAR-T dose below 1,000 cells/kg: most likely typed in 10^6 cells/kg."""
     if column == "car_dose_per_kg" and level == "error":
         return (" This looks like a dose in 10^6 cells/kg: write the number of cells per kg (1.5 x 10^6/kg is "
                 "1500000).")

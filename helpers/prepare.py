@@ -77,10 +77,12 @@ class Log:
         self.rows: list[dict] = []
 
     def add(self, table: str, rows, column: str, original, new, rule: str) -> None:
+        """Log one change per row: spreadsheet rows, the original and new values, the rule applied."""
         for r, o, n in zip(rows, original, new):
             self.rows.append({"table": table, "row": int(r), "column": column, "original": o, "new": n, "rule": rule})
 
     def frame(self) -> pd.DataFrame:
+        """The log as a table (written beside OUT)."""
         return pd.DataFrame(self.rows, columns=["table", "row", "column", "original", "new", "rule"])
 
     def summary(self) -> list[str]:
@@ -195,6 +197,7 @@ def parse_dates(values: pd.Series, fmt: str) -> tuple[pd.Series, pd.Series, pd.S
 
 def _date_problems(file: str, column: str, text: pd.Series, unreadable: pd.Series, ambiguous: pd.Series,
                    report: Report) -> None:
+    """One problem per ambiguous or unreadable date cell (ambiguous ones are merged into one message later)."""
     for idx in text.index[ambiguous]:
         report.add("error", file, f"'{text[idx]}' is not an ISO 8601 date (YYYY-MM-DD) and the mapping file declares "
                    "no date_format, so it is ambiguous (03/04/2022 is 3 April or 4 March). Declare date_format: "
@@ -417,6 +420,7 @@ def _drug_doses(d: pd.DataFrame, weight: pd.Series, file: str, report: Report) -
 
 def _add_dose(doses, seen, drug, value: pd.Series, per_kg: bool, weight: pd.Series, file: str, col: str,
               report: Report) -> None:
+    """Add one drug's doses (ug/min; per-kg doses times the patient's weight, an error without it)."""
     given = value.notna()
     if per_kg and drug != "vasopressin":
         w = weight.reindex(value.index)
@@ -585,6 +589,7 @@ def _contract_columns(df: pd.DataFrame, table: str, log: Log) -> pd.DataFrame:
 
 
 def _looks_private(col: str) -> bool:
+    """True for a column name with an identifier or date word (contract.FORBIDDEN_COLUMN_WORDS)."""
     words = col.lower().split("_")
     return any(w in words for w in contract.FORBIDDEN_COLUMN_WORDS)
 

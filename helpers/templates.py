@@ -139,6 +139,7 @@ def write_downloads(folder: Path = DOWNLOADS) -> list[Path]:
 
 
 def _same_workbook(a: Path, b: Path) -> bool:
+    """True when two workbooks hold the same sheets and cells (their save times differ)."""
     sa, sb = pd.read_excel(a, sheet_name=None, dtype=str), pd.read_excel(b, sheet_name=None, dtype=str)
     return list(sa) == list(sb) and all(sa[k].fillna("").equals(sb[k].fillna("")) for k in sa)
 
