@@ -109,10 +109,12 @@ def _read_raw(raw: Path, mapping: Mapping, report: Report) -> dict[str, pd.DataF
     if raw.is_file():
         sheets = pd.read_excel(raw, sheet_name=None, dtype=str, keep_default_na=False)
         for name in contract.TABLES:
-            sheet = mapping.files.get(name, name)
-            match = next((s for s in sheets if s.strip().lower() == sheet.lower()), None)
+            wanted = {name, Path(mapping.files.get(name, name)).stem.lower()}
+            match = next((s for s in sheets if s.strip().lower() in wanted), None)
             if match is not None:
                 tables[name] = sheets[match]
+        if "patients" not in tables:
+            report.add("error", raw.name, "has no 'patients' sheet (or the sheet the mapping file names).")
         return tables
     for name in contract.TABLES:
         path = raw / mapping.files.get(name, f"{name}.csv")

@@ -148,3 +148,23 @@ def test_vocabulary_synonyms_and_mrd_in_the_response(tmp_path):
                                                                   ["crp", 25, "mg/L"]]
     log_rules = set(log.frame()["rule"])
     assert {"response with MRD split", "analyte name", "crp 'mg/dL' -> 'mg/L' (x 10)"} <= log_rules
+
+
+def test_a_workbook_export_prepares_like_the_folder(tmp_path):
+    book = tmp_path / "export.xlsx"
+    with pd.ExcelWriter(book) as xl:
+        for file, sheet in (("registry.csv", "registry"), ("vitals.csv", "vitals"), ("lab_export.csv", "labs"),
+                            ("qpcr.csv", "qpcr")):
+            pd.read_csv(EXAMPLE / file, dtype=str, keep_default_na=False).to_excel(xl, sheet_name=sheet, index=False)
+    report, _ = prepare(book, tmp_path / "from_book", EXAMPLE / "mapping.yml")
+    assert report.ok, report.text()
+    prepare(EXAMPLE, tmp_path / "from_folder")
+    for name in ("patients", "daily", "labs", "kinetics"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "from_book" / f"{name}.csv"),
+                                      pd.read_csv(tmp_path / "from_folder" / f"{name}.csv"), obj=name)
+
+
+def test_an_export_without_patients_is_refused(tmp_path):
+    (tmp_path / "raw").mkdir()
+    report, _ = prepare(tmp_path / "raw", tmp_path / "out")
+    assert [str(p) for p in report.errors] == ["ERROR: patients.csv: required table is missing."]
