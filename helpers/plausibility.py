@@ -218,7 +218,9 @@ def _swapped(p: pd.DataFrame, file: str, report, min_rows: int = 5) -> None:
             lo, hi = contract.COLUMN_RANGES[("patients", "age_years")].plausible
             age_out = float(((both["age_years"] < lo) | (both["age_years"] > hi)).mean())
             blast_out = float(((both["bm_blasts_pct"] < lo) | (both["bm_blasts_pct"] > hi)).mean())
-            if (age_dec >= 0.5 and blast_dec <= 0.2) or (age_out >= 0.2 and blast_out == 0 and blast_dec <= 0.2):
+            # decimals alone are not enough (ages from dates of birth have them): some ages must also be
+            # implausible while every blast value would be a plausible age
+            if blast_dec <= 0.2 and blast_out == 0 and ((age_dec >= 0.5 and age_out > 0) or age_out >= 0.2):
                 report.add("warning", file, f"age_years and bm_blasts_pct look swapped: {age_dec:.0%} of the ages "
                            f"have decimals and {age_out:.0%} lie outside {lo:g}-{hi:g} years, while the blast "
                            f"percentages are whole numbers ({1 - blast_dec:.0%}) within the age range; check the "

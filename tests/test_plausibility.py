@@ -89,3 +89,12 @@ def test_patient_columns_outside_plausible(tmp_path, column, value, fragment):
     def change(t):
         t["patients"].loc[0, column] = value
     assert any(fragment in line and "row 2" in line for line in seeded(tmp_path, change))
+
+
+def test_ages_with_decimals_alone_are_not_called_swapped(tmp_path):
+    """Ages computed from dates of birth have decimals; with plausible ages there is no swap warning."""
+    def decimals(t):
+        p = t["patients"]
+        p["age_years"] = (p["age_years"].astype(float) + 0.4).astype(str)
+        p["bm_blasts_pct"] = p["bm_blasts_pct"].astype(float).round().astype(int).astype(str)
+    assert not any("look swapped" in line for line in seeded(tmp_path, decimals))
