@@ -416,6 +416,20 @@ def _looks_identifying(column: str) -> bool:
     return any(word in words for word in contract.FORBIDDEN_COLUMN_WORDS)
 
 
+def _drop_blank_rows(raw: pd.DataFrame, file: str, report: Report) -> pd.DataFrame:
+    """Rows with every cell empty (a spreadsheet's trailing ',,,,' lines) are dropped with one note each."""
+    if raw.empty or raw.shape[1] == 0:
+        return raw
+    first = raw.iloc[:, 0].astype(str).str.strip().eq("")
+    if not first.any():
+        return raw
+    candidates = raw[first]
+    blank = candidates.apply(lambda c: c.astype(str).str.strip().eq("")).all(axis=1)
+    for idx in candidates.index[blank]:
+        report.add("note", file, "empty row: ignored.", int(idx) + 2)
+    return raw.drop(index=candidates.index[blank])
+
+
 def _refuse_repeated_headers(columns: list[str], file: str, report: Report) -> bool:
     """A column name given twice (case and spaces ignored) is refused: which copy holds the data is unknowable."""
     seen: dict[str, list[int]] = {}
@@ -460,6 +474,7 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
             report.add("warning", file, "unknown column: ignored, and never published.", column=col)
     if len(report.errors) > n_before:
         return None
+    raw = _drop_blank_rows(raw, file, report)
     if raw.empty:
         if table.required:
             report.add("error", file, "has a header but no data rows.")

@@ -296,3 +296,10 @@ def test_value_specific_messages_group_by_their_summary(tmp_path):
     report, _ = validate(cohort(tmp_path, kinetics_csv=bad))
     assert ("ERROR: kinetics.csv, rows 4, 5, 6 and 7 more, column 'day': day is after the patient's death (patients "
             "os_days, os_event = 1).") in report.text().splitlines()
+
+
+def test_empty_trailing_rows_are_ignored_with_a_note(tmp_path):
+    report, c = validate(cohort(tmp_path, patients_csv=PATIENTS + ",,,,,,,,\n,,,,,,,,\n"))
+    assert report.ok, report.text()
+    assert len(c.patients) == 3
+    assert "NOTE: patients.csv, rows 5 and 6: empty row: ignored." in report.text().splitlines()
