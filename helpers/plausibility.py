@@ -85,8 +85,10 @@ def _column_ranges(df: pd.DataFrame, table: str, file: str, report) -> None:
                 _add_rows(report, level, file, low, column, f"below the {what} {_num(lo)}{unit} "
                           f"({limits.source}).{hint}", x)
             if high.any():
+                total = (" This looks like the total number of cells infused: divide by the body weight in kg."
+                         if column == "car_dose_per_kg" else "")
                 _add_rows(report, level, file, high, column, f"above the {what} {_num(hi)}{unit} "
-                          f"({limits.source}).", x)
+                          f"({limits.source}).{total}", x)
 
 
 def _dose_hint(column: str, level: str) -> str:

@@ -84,6 +84,7 @@ def test_os_and_pfs_swapped_is_warned_once_beside_the_grouped_errors(tmp_path):
     ("car_dose_per_kg", "3", "This looks like a dose in 10^6 cells/kg"),
     ("car_dose_per_kg", "5000", "below the plausible 10,000 cells/kg"),
     ("age_years", "0.5", "below the plausible 1 years"),
+    ("car_dose_per_kg", "250000000", "This looks like the total number of cells infused"),
 ])
 def test_patient_columns_outside_plausible(tmp_path, column, value, fragment):
     def change(t):
