@@ -316,8 +316,12 @@ def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> 
         parsed.loc[retry] = again.astype(object).where(again.notna(), None)
         bad.loc[retry] = ~missing & again.isna()
     parsed = parsed.where(~bad)
-    full = pd.Series(np.asarray(parsed, dtype=object).take(codes), index=values.index, dtype=object)
-    full[codes < 0] = None
+    if col.kind in ("number", "integer", "flag"):  # spread floats, not Python objects: long tables stay fast
+        numbers = np.append(pd.to_numeric(parsed, errors="coerce").to_numpy(dtype=float), np.nan)
+        full = pd.Series(numbers.take(codes), index=values.index)  # code -1 (missing) takes the final NaN
+    else:
+        full = pd.Series(np.append(np.asarray(parsed, dtype=object), None).take(codes), index=values.index,
+                         dtype=object)
     if bad.any():
         bad_rows = np.flatnonzero(bad.to_numpy()[codes] & (codes >= 0))
         shown = text.to_numpy()
@@ -420,7 +424,7 @@ def _drop_blank_rows(raw: pd.DataFrame, file: str, report: Report) -> pd.DataFra
     """Rows with every cell empty (a spreadsheet's trailing ',,,,' lines) are dropped with one note each."""
     if raw.empty or raw.shape[1] == 0:
         return raw
-    first = raw.iloc[:, 0].astype(str).str.strip().eq("")
+    first = raw.iloc[:, 0].isin(["", " ", "  ", "\t"])  # hashing, not string operations: long tables stay fast
     if not first.any():
         return raw
     candidates = raw[first]

@@ -140,7 +140,7 @@ def _unit_slips(labs: pd.DataFrame, file: str, report, min_patients: int = 5) ->
     shift of k decades), by at least half a decade and by more than 3 scaled MADs; the patient's highest
     value must have moved the same way by at least a quarter of the shift (a single low nadir does not).
     """
-    positive = labs[labs["value"] > 0]
+    positive = labs.loc[labs["value"] > 0, ["patient_id", "analyte", "value"]]
     groups = positive.groupby("analyte", sort=False).indices
     for analyte, slips in contract.LIKELY_UNIT_SLIPS.items():
         if analyte not in groups:
@@ -176,13 +176,15 @@ def _unit_slips(labs: pd.DataFrame, file: str, report, min_patients: int = 5) ->
 
 def _second_lowest_and_highest(sub: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Per patient, log10 of the second-lowest value (the lowest when there is one) and of the highest."""
-    frame = pd.DataFrame({"patient_id": sub["patient_id"].to_numpy(), "log": np.log10(sub["value"].to_numpy(float))})
-    frame = frame.sort_values(["patient_id", "log"], kind="stable")
-    rank = frame.groupby("patient_id", sort=False).cumcount()
-    count = frame.groupby("patient_id", sort=False)["log"].transform("size")
-    low = frame[(rank == 1) | ((rank == 0) & (count == 1))].set_index("patient_id")["log"]
-    high = frame.groupby("patient_id")["log"].max()
-    return low.reindex(high.index), high
+    codes, ids = pd.factorize(sub["patient_id"])
+    logs = np.log10(sub["value"].to_numpy(float))
+    order = np.lexsort((logs, codes))
+    codes, logs = codes[order], logs[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.r_[starts[1:], len(codes)] - 1
+    second = np.where(ends > starts, starts + 1, starts)
+    index = pd.Index(ids[codes[starts]], name="patient_id")
+    return pd.Series(logs[second], index=index), pd.Series(logs[ends], index=index)
 
 
 def _support(daily: pd.DataFrame, file: str, report) -> None:
