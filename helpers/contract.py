@@ -56,7 +56,7 @@ class Table:
         return tuple(c.name for c in self.columns)
 
 
-RESPONSES = ("CR", "CRi", "PR", "NR")
+RESPONSES = ("CR", "CRi", "PR", "NR", "NE")  # NE: not evaluable (died or left before assessment)
 OXYGEN_DEVICES = (
     "none", "low_flow", "high_flow", "facemask", "nonrebreather", "venturi",
     "cpap", "bipap", "mechanical_ventilation",

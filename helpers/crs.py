@@ -622,3 +622,89 @@ def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None
     ax.set_xlabel("day after infusion")
     ax.set_ylabel("patient")
     return ax
+
+
+# ------------------------------------------------------------------ CRS course and treatment
+
+POSITIVE_PRESSURE: tuple[str, ...] = ("cpap", "bipap", "mechanical_ventilation")
+# The book's episode rule: this many CRS-free days end an episode, the span that ends fever masking
+# (GradingOptions.episode_gap_days where the grader has it; 3 days otherwise).
+COURSE_GAP_DAYS: int = int(getattr(GradingOptions(), "episode_gap_days", 3))
+
+
+def episode_counts(graded: pd.DataFrame, gap_days: int = COURSE_GAP_DAYS) -> pd.Series:
+    """CRS episodes per patient: runs of days graded >= 1; a CRS day after at least `gap_days`
+    calendar days without CRS opens a new episode (0 for patients without a CRS day)."""
+    d = graded.loc[graded["grade"] >= 1, ["patient_id", "day"]].dropna().sort_values(["patient_id", "day"])
+    gap = d.groupby("patient_id")["day"].diff() - 1
+    new = gap.isna() | (gap >= gap_days)
+    counts = new.groupby(d["patient_id"]).sum().astype("int64")
+    ids = pd.unique(graded["patient_id"].dropna())
+    return counts.reindex(ids, fill_value=0).rename("episodes").rename_axis("patient_id")
+
+
+def course_table(graded: pd.DataFrame, patients: pd.DataFrame | None = None,
+                 gap_days: int = COURSE_GAP_DAYS) -> pd.DataFrame:
+    """Per patient under one scale: summarise_patients plus episodes, recurrence (a second episode)
+    and days from onset to the maximum grade (a death from CRS is grade 5 on the day of death)."""
+    out = summarise_patients(graded, patients)
+    ep = episode_counts(graded, gap_days).reindex(out["patient_id"]).fillna(0).astype("int64")
+    out["episodes"] = ep.to_numpy()
+    out["recurrence"] = out["episodes"] >= 2
+    out["onset_to_max_days"] = out["day_of_max"] - out["onset_day"]
+    return out
+
+
+def course_by_scale(daily: pd.DataFrame, patients: pd.DataFrame | None, systems: tuple[str, ...] = SYSTEMS,
+                    labs: pd.DataFrame | None = None, options: GradingOptions = GradingOptions(),
+                    gap_days: int = COURSE_GAP_DAYS) -> pd.DataFrame:
+    """course_table under every scale in `systems`, stacked with a `system` column (tidy)."""
+    graded = grade_systems(daily, systems, labs, options)
+    parts = [course_table(graded[s], patients, gap_days).assign(system=s) for s in systems]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _first_day(daily: pd.DataFrame, mask: pd.Series) -> pd.Series:
+    """First day >= 0 per patient on which `mask` holds (NaN when never)."""
+    d = daily.loc[mask.fillna(False).astype(bool) & (daily["day"] >= 0), ["patient_id", "day"]]
+    return d.groupby("patient_id")["day"].min().astype(float)
+
+
+def _given(daily: pd.DataFrame, column: str) -> pd.Series | None:
+    """The 0/1 column as a boolean mask (None when the daily record lacks the column or all values)."""
+    if column not in daily.columns or not daily[column].notna().any():
+        return None
+    return pd.to_numeric(daily[column], errors="coerce").fillna(0) == 1
+
+
+def treatment_table(daily: pd.DataFrame, course: pd.DataFrame, graded: pd.DataFrame) -> pd.DataFrame:
+    """Per patient: tocilizumab and corticosteroids (any from day 0, first day, first day relative to
+    CRS onset, days given) and ICU-level support on a CRS day (any vasopressor, positive-pressure
+    ventilation). A treatment or support column absent from the record gives NA, not 'No'."""
+    out = course[["patient_id", "max_grade", "onset_day"]].copy()
+    ids = out["patient_id"]
+    for name, col in (("tocilizumab", "tocilizumab"), ("steroids", "steroids")):
+        mask = _given(daily, col)
+        if mask is None:
+            out[[name, f"{name}_first_day", f"{name}_from_onset", f"{name}_days"]] = pd.NA
+            continue
+        first = _first_day(daily, mask).reindex(ids).to_numpy()
+        days = daily.loc[mask & (daily["day"] >= 0)].groupby("patient_id").size().reindex(ids).fillna(0)
+        out[name] = ~np.isnan(first)
+        out[f"{name}_first_day"] = first
+        out[f"{name}_from_onset"] = first - out["onset_day"].to_numpy(dtype=float)
+        out[f"{name}_days"] = days.to_numpy(dtype="int64")
+    crs_rows = daily.merge(graded.loc[graded["grade"] >= 1, ["patient_id", "day"]], on=["patient_id", "day"])
+    support = {"any_vasopressor": _pressor_mask(crs_rows),
+               "positive_pressure": crs_rows["oxygen"].isin(POSITIVE_PRESSURE) if "oxygen" in crs_rows else None}
+    for name, mask in support.items():
+        out[name] = pd.NA if mask is None else ids.isin(crs_rows.loc[mask, "patient_id"]).to_numpy()
+    return out
+
+
+def _pressor_mask(d: pd.DataFrame) -> pd.Series | None:
+    """Any vasopressor (vasopressin included) per row; None when neither column is recorded."""
+    cols = [c for c in ("vasopressors", "vasopressin") if c in d.columns]
+    if not cols:
+        return None
+    return (d[cols].apply(pd.to_numeric, errors="coerce").fillna(0) > 0).any(axis=1)

@@ -16,43 +16,42 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from helpers import crs, published, stats
+from helpers import crs, labels, published, stats
 from helpers.cohort import Cohort
 
 NONE, MILD, SEVERE, MILD_OR_NONE = "none", "mild", "severe", "mild/none"
-GROUP_COLOURS = {NONE: "#7f7f7f", MILD: "#fdae61", SEVERE: "#a50026"}
+GROUP_COLOURS = {NONE: "#7f7f7f", MILD: "#e08214", SEVERE: "#a50026"}
 WINDOW = (0.0, 28.0)
 C, B = stats.CONTINUOUS, stats.BINARY
-# column -> (kind, label, domain); the family over which BH adjustment is done is every row present
-MARKERS: dict[str, tuple[str, str, str]] = {
-    "temp_max_c": (C, "Peak temperature (C)", "vital signs"),
-    "sbp_min_mmhg": (C, "Lowest systolic BP (mmHg)", "vital signs"),
-    "any_vasopressor": (B, "Any vasopressor", "vital signs"),
-    "any_oxygen": (B, "Any supplemental oxygen", "vital signs"),
-    "anc_min": (C, "Nadir ANC (10^9/L)", "blood counts"),
-    "hemoglobin_min": (C, "Nadir haemoglobin (g/L)", "blood counts"),
-    "platelets_min": (C, "Nadir platelets (10^9/L)", "blood counts"),
-    "pancytopenia": (B, "Pancytopenia (CTCAE grade >= 3 in all three lineages, same day)", "blood counts"),
-    "fibrinogen_min": (C, "Lowest fibrinogen (g/L)", "coagulation"),
-    "d_dimer_max": (C, "Highest D-dimer (mg/L FEU)", "coagulation"),
-    "pt_max": (C, "Longest PT (s)", "coagulation"),
-    "aptt_max": (C, "Longest APTT (s)", "coagulation"),
-    "alt_max": (C, "Highest ALT (U/L)", "organ function"),
-    "ast_max": (C, "Highest AST (U/L)", "organ function"),
-    "bilirubin_max": (C, "Highest bilirubin (umol/L)", "organ function"),
-    "creatinine_max": (C, "Highest creatinine (umol/L)", "organ function"),
-    "alt_ctcae": (C, "Worst ALT CTCAE v5.0 grade", "organ function"),
-    "ast_ctcae": (C, "Worst AST CTCAE v5.0 grade", "organ function"),
-    "bilirubin_ctcae": (C, "Worst bilirubin CTCAE v5.0 grade", "organ function"),
-    "creatinine_ctcae": (C, "Worst creatinine CTCAE v5.0 grade", "organ function"),
-    "procalcitonin_max": (C, "Peak procalcitonin (ng/mL)", "inflammation"),
-    "crp_max": (C, "Peak CRP (mg/L)", "inflammation"),
-    "ferritin_max": (C, "Peak ferritin (ng/mL)", "inflammation"),
-    "il6_max": (C, "Peak IL-6 (pg/mL)", "cytokines"),
-    "ifng_max": (C, "Peak IFN-gamma (pg/mL)", "cytokines"),
-    "il10_max": (C, "Peak IL-10 (pg/mL)", "cytokines"),
-    "tnfa_max": (C, "Peak TNF-alpha (pg/mL)", "cytokines"),
+# column -> (kind, domain); labels come from helpers.labels.marker. CTCAE organ grades are ordinal, so
+# they enter as "grade >= 3" (binary, Fisher) beside the continuous highest values.
+MARKERS: dict[str, tuple[str, str]] = {
+    "temp_max_c": (C, "vital signs"), "sbp_min_mmhg": (C, "vital signs"),
+    "any_vasopressor": (B, "vital signs"), "any_oxygen": (B, "vital signs"),
+    "anc_min": (C, "blood counts"), "hemoglobin_min": (C, "blood counts"),
+    "platelets_min": (C, "blood counts"), "pancytopenia": (B, "blood counts"),
+    "fibrinogen_min": (C, "coagulation"), "d_dimer_max": (C, "coagulation"),
+    "pt_max": (C, "coagulation"), "aptt_max": (C, "coagulation"),
+    "alt_max": (C, "organ function"), "ast_max": (C, "organ function"),
+    "bilirubin_max": (C, "organ function"), "creatinine_max": (C, "organ function"),
+    "alt_ctcae_ge3": (B, "organ function"), "ast_ctcae_ge3": (B, "organ function"),
+    "bilirubin_ctcae_ge3": (B, "organ function"), "creatinine_ctcae_ge3": (B, "organ function"),
+    "procalcitonin_max": (C, "inflammation"), "crp_max": (C, "inflammation"), "ferritin_max": (C, "inflammation"),
+    "il6_max": (C, "cytokines"), "ifng_max": (C, "cytokines"), "il10_max": (C, "cytokines"),
+    "tnfa_max": (C, "cytokines"),
 }
+# Markers that define the grade under each scale (helpers.crs): comparing them between severe and mild CRS
+# would test the definition, so they are described, not tested, and stay out of the BH family.
+# Hypotension (lowest SBP), vasopressors and oxygen set grades 2-4 on every scale; Lee 2014 and Penn also
+# grade organ toxicity from creatinine, ALT, AST and bilirubin (CTCAE v5.0 grades).
+_VITAL_DEFINING = ("sbp_min_mmhg", "any_vasopressor", "any_oxygen")
+_ORGAN_DEFINING = tuple(f"{a}_{k}" for a in crs.ORGAN_ANALYTES for k in ("max", "ctcae_ge3"))
+DEFINING: dict[str, tuple[str, ...]] = {
+    "astct": _VITAL_DEFINING, "ctcae5": _VITAL_DEFINING,
+    "lee2014": _VITAL_DEFINING + _ORGAN_DEFINING, "penn": _VITAL_DEFINING + _ORGAN_DEFINING,
+}
+# Nadirs and lowest values: cut short when a patient dies inside the window (flagged, not imputed).
+NADIRS = tuple(c for c in MARKERS if c.endswith("_min"))
 HEATMAP_ANALYTES = ("il6", "ifng", "il10", "tnfa", "crp", "ferritin", "procalcitonin", "d_dimer",
                     "alt", "ast", "bilirubin", "creatinine")
 LOG_ANALYTES = frozenset({"il6", "ifng", "il10", "tnfa", "crp", "ferritin", "procalcitonin", "d_dimer"})
@@ -130,44 +129,80 @@ def organ_grade_max(labs: pd.DataFrame, window: tuple[float, float] = WINDOW,
 
 def severity_frame(pt: pd.DataFrame, cohort: Cohort, severe_grade: int = 3,
                    rule: PancytopeniaRule = PancytopeniaRule()) -> pd.DataFrame:
-    """One row per patient: CRS group, the two comparison groupings and every available marker."""
+    """One row per patient: CRS group, the two comparison groupings, every available marker (CTCAE organ
+    grades also as `{analyte}_ctcae_ge3`), and `died_in_window` (death by the end of the marker window,
+    so the patient's extremes and nadirs cover fewer days)."""
     d = published.severity_markers(pt, cohort).copy()
     if cohort.has("labs"):
         d = d.merge(pancytopenia(cohort.labs, rule), on="patient_id", how="left")
         d = d.merge(organ_grade_max(cohort.labs), on="patient_id", how="left")
+        for a in crs.ORGAN_ANALYTES:
+            d[f"{a}_ctcae_ge3"] = (d[f"{a}_ctcae"] >= 3).astype("boolean").where(d[f"{a}_ctcae"].notna())
     d["crs_group"] = crs_group(d["crs_grade"], severe_grade)
     d["severe_vs_mild"] = d["crs_group"].where(d["crs_group"] != NONE)
     d["severe_vs_rest"] = d["crs_group"].replace({NONE: MILD_OR_NONE, MILD: MILD_OR_NONE})
+    d["died_in_window"] = died_in_window(pt).reindex(d["patient_id"]).fillna(False).to_numpy(dtype=bool)
     return d
+
+
+def died_in_window(pt: pd.DataFrame, window: tuple[float, float] = WINDOW) -> pd.Series:
+    """Per patient_id: died on or before the last day of the marker window (os_event 1, os_days <= end)."""
+    if not {"os_days", "os_event"} <= set(pt.columns):
+        return pd.Series(False, index=pt["patient_id"])
+    died = pt["os_event"].astype("Float64").eq(1) & pt["os_days"].le(window[1])
+    return pd.Series(died.fillna(False).to_numpy(dtype=bool), index=pt["patient_id"])
 
 
 def available_markers(frame: pd.DataFrame) -> dict[str, str]:
     """MARKERS present in `frame` with at least one value, as {column: kind} in MARKERS order."""
-    return {c: k for c, (k, _, _) in MARKERS.items() if c in frame.columns and frame[c].notna().any()}
+    return {c: k for c, (k, _) in MARKERS.items() if c in frame.columns and frame[c].notna().any()}
 
 
-def compare_severity(frame: pd.DataFrame, group: str) -> pd.DataFrame:
-    """stats.compare_two_groups of every available marker between the two levels of `group`
-    ('severe_vs_mild' or 'severe_vs_rest'), BH-adjusted across the family, with label and domain.
+def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct", described: bool = False) -> pd.DataFrame:
+    """Every available marker between the two levels of `group` ('severe_vs_mild' or 'severe_vs_rest').
 
-    Empty frame when a group is empty or no marker is available (the chapter then says so).
+    Markers that define the grade under `system` (DEFINING) get their group summaries only (`role`
+    'defining', no effect or p-value), as do markers without variation among the compared patients (`role`
+    'constant', nothing to test); the others (`role` 'tested') get stats.compare_two_groups, with the
+    Benjamini-Hochberg adjustment over the tested family alone. Only the tested rows unless `described`
+    (the chapter shows all three). Empty when a group is empty or nothing is available (the chapter
+    then says so).
     """
     variables = available_markers(frame)
     levels = frame[group].dropna().unique()
     if not variables or len(levels) < 2:
         return pd.DataFrame()
     sub = frame.assign(**{c: frame[c].astype("boolean") for c, k in variables.items() if k == B})
-    out = stats.compare_two_groups(sub, variables, group)
-    out.insert(1, "label", out["variable"].map(lambda v: MARKERS[v][1]))
-    out.insert(2, "domain", out["variable"].map(lambda v: MARKERS[v][2]))
+    defining = {c: k for c, k in variables.items() if c in DEFINING.get(system, ())}
+    compared = sub[sub[group].notna()]
+    constant = {c: k for c, k in variables.items() if c not in defining and compared[c].dropna().nunique() < 2}
+    tested = {c: k for c, k in variables.items() if c not in defining and c not in constant}
+    parts = []
+    if tested:
+        parts.append(stats.compare_two_groups(sub, tested, group).assign(role="tested"))
+    blank = ["effect", "effect_ci_low", "effect_ci_high", "p_value", "p_adj_bh"]
+    for role, chosen in (("constant", constant), ("defining", defining)):
+        if chosen and described:
+            d = stats.compare_two_groups(sub, chosen, group)
+            parts.append(d.assign(**{c: np.nan for c in blank}, effect_measure="", test="", role=role))
+    if not parts:
+        return pd.DataFrame()
+    order = {c: i for i, c in enumerate(MARKERS)}
+    out = pd.concat(parts, ignore_index=True)
+    out = out.iloc[np.argsort(out["variable"].map(order).to_numpy(), kind="stable")].reset_index(drop=True)
+    out.insert(1, "label", out["variable"].map(labels.marker))
+    out.insert(2, "domain", out["variable"].map(lambda v: MARKERS[v][1]))
+    out["kind"] = out["variable"].map(lambda v: MARKERS[v][0])
     return out
 
 
-def worse_with_severe(comparison: pd.DataFrame) -> int:
-    """How many continuous F9 markers move in the published direction (severe worse) by the HL shift."""
-    c = comparison[comparison["variable"].isin(list(published.F9_MARKERS))]
+def worse_with_severe(comparison: pd.DataFrame) -> tuple[int, int]:
+    """(how many, of how many) tested continuous F9 markers move in the published direction (severe worse)
+    by the Hodges-Lehmann shift; markers that define the grade are not counted."""
+    tested = comparison["role"].eq("tested") if "role" in comparison else pd.Series(True, index=comparison.index)
+    c = comparison[comparison["variable"].isin(list(published.F9_MARKERS)) & tested & comparison["effect"].notna()]
     sign = c["variable"].map(lambda v: 1 if published.F9_MARKERS[v] == "higher" else -1)
-    return int(((c["effect"] * sign) > 0).sum())
+    return int(((c["effect"] * sign) > 0).sum()), len(c)
 
 
 # ----------------------------------------------------------------------------- time courses, heatmap
@@ -175,48 +210,87 @@ def worse_with_severe(comparison: pd.DataFrame) -> int:
 
 def time_course(labs: pd.DataFrame, groups: pd.DataFrame, analytes: tuple[str, ...],
                 window: tuple[float, float] = (-3.0, 28.0)) -> pd.DataFrame:
-    """Median and IQR (R type 7 quantiles) per analyte, CRS group and sampling day: tidy, one row each.
+    """Median and IQR (R type 7 quantiles) per analyte, CRS group and sampling day: tidy, one row each,
+    with `group_n`, the patients of the group (a group of fewer than MIN_SUMMARISED is drawn as points).
 
     `groups` has patient_id and crs_group; days with a single patient in a group keep n = 1.
     """
-    d = labs[labs["analyte"].isin(analytes) & labs["day"].between(*window)]
-    d = d.merge(groups[["patient_id", "crs_group"]].dropna(), on="patient_id")
+    d = course_values(labs, groups, analytes, window)
     g = d.groupby(["analyte", "crs_group", "day"])["value"]
     out = pd.DataFrame({"n": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75)})
-    return out.reset_index()
+    sizes = groups[["patient_id", "crs_group"]].dropna().groupby("crs_group")["patient_id"].nunique()
+    out = out.reset_index()
+    return out.assign(group_n=out["crs_group"].map(sizes).astype("int64"))
 
 
-def plot_time_course(tc: pd.DataFrame, analyte: str, ax: Axes | None = None) -> Axes:
-    """Median line and IQR band per CRS group over days for one analyte (log axis for cytokines)."""
+def course_values(labs: pd.DataFrame, groups: pd.DataFrame, analytes: tuple[str, ...],
+                  window: tuple[float, float] = (-3.0, 28.0)) -> pd.DataFrame:
+    """The lab values of `analytes` inside `window` with each patient's CRS group (long, one row per sample)."""
+    d = labs[labs["analyte"].isin(analytes) & labs["day"].between(*window)]
+    return d.merge(groups[["patient_id", "crs_group"]].dropna(), on="patient_id")
+
+
+MIN_SUMMARISED = 5  # groups of fewer patients are drawn as their individual values, not as median and IQR
+
+
+def plot_time_course(tc: pd.DataFrame, analyte: str, ax: Axes | None = None,
+                     values: pd.DataFrame | None = None) -> Axes:
+    """Median line and IQR band per CRS group over days for one analyte (log axis for cytokines); a group
+    of fewer than MIN_SUMMARISED patients is drawn as each patient's values (points joined per patient)
+    when `values` (course_values) is given. One colour per CRS group; the panel is titled with name and unit."""
     ax = ax if ax is not None else plt.subplots(figsize=(5, 3))[1]
     for grp in (NONE, MILD, SEVERE):
         t = tc[(tc["analyte"] == analyte) & (tc["crs_group"] == grp)].sort_values("day")
         if t.empty:
             continue
-        ax.plot(t["day"], t["median"], color=GROUP_COLOURS[grp], marker="o", ms=3, label=f"{grp} CRS")
-        ax.fill_between(t["day"], t["q1"], t["q3"], color=GROUP_COLOURS[grp], alpha=0.2, linewidth=0)
+        colour, name = GROUP_COLOURS[grp], labels.crs_group(grp)
+        if values is not None and int(t["group_n"].iat[0]) < MIN_SUMMARISED:
+            v = values[(values["analyte"] == analyte) & (values["crs_group"] == grp)].sort_values("day")
+            for i, (_, one) in enumerate(v.groupby("patient_id")):
+                ax.plot(one["day"], one["value"], color=colour, lw=0.8, ls="--", marker="o", ms=3,
+                        label=f"{name} (each patient)" if i == 0 else None)
+            continue
+        ax.plot(t["day"], t["median"], color=colour, marker="o", ms=3, label=f"{name} (median, IQR)")
+        ax.fill_between(t["day"], t["q1"], t["q3"], color=colour, alpha=0.2, linewidth=0)
     if analyte in LOG_ANALYTES:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         ax.set_yscale("log")
-    ax.set_title(analyte)
-    ax.set_xlabel("day after infusion")
+        lo, hi = ax.get_ylim()
+        if hi / lo < 100:  # under two decades: label 1-2-5 steps, not a single power of ten
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:.2g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_title(labels.analyte(analyte), fontsize="medium")
+    ax.set_xlabel("Day after infusion")
     return ax
 
 
-def plot_time_courses(tc: pd.DataFrame, analytes: tuple[str, ...], axes: np.ndarray) -> np.ndarray:
-    """plot_time_course on each of `axes` (flattened, one analyte each); legend on the first panel."""
+def plot_time_courses(tc: pd.DataFrame, analytes: tuple[str, ...], axes: np.ndarray,
+                      values: pd.DataFrame | None = None) -> np.ndarray:
+    """plot_time_course on each of `axes` (flattened, one analyte each); one legend for the figure."""
     flat = np.asarray(axes).ravel()
     for ax, analyte in zip(flat, analytes):
-        plot_time_course(tc, analyte, ax=ax)
-    flat[0].legend(fontsize="small")
+        plot_time_course(tc, analyte, ax=ax, values=values)
+    for ax in flat[len(analytes):]:
+        ax.set_visible(False)
+    handles, names = {}, []
+    for ax in flat[:len(analytes)]:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in handles:
+                handles[n] = h
+                names.append(n)
+    flat[0].figure.legend([handles[n] for n in names], names, loc="outside lower center",
+                          ncol=len(names), frameon=False)
     return axes
 
 
 def peak_matrix(frame: pd.DataFrame, analytes: tuple[str, ...] = HEATMAP_ANALYTES) -> pd.DataFrame:
-    """log10 of each patient's peak (days 0-28) per analyte; rows 'P03 (g2)' ordered by grade, highest first."""
+    """log10 of each patient's peak (days 0-28) per analyte; rows 'P03 (grade 2)' ordered by grade, highest first."""
     cols = [f"{a}_max" for a in analytes if f"{a}_max" in frame.columns]
     d = frame.dropna(subset=["crs_grade"]).sort_values(["crs_grade", "patient_id"], ascending=[False, True])
     m = np.log10(d[cols].astype(float).where(d[cols] > 0))
-    m.index = [f"{p} (g{int(g)})" for p, g in zip(d["patient_id"], d["crs_grade"])]
+    m.index = [f"{p} (grade {int(g)})" for p, g in zip(d["patient_id"], d["crs_grade"])]
     m.columns = [c[:-4] for c in cols]
     return m
 
@@ -224,7 +298,7 @@ def peak_matrix(frame: pd.DataFrame, analytes: tuple[str, ...] = HEATMAP_ANALYTE
 def plot_peak_heatmap(matrix: pd.DataFrame, ax: Axes | None = None, max_patients: int = crs.MAX_LANES) -> Axes:
     """Heatmap of log10 peaks standardised per analyte (z-score across all patients) so colours compare.
 
-    Rows are peak_matrix's ('P03 (g2)', grade order); at most `max_patients` are drawn, the first
+    Rows are peak_matrix's ('P03 (grade 2)', grade order); at most `max_patients` are drawn, the first
     pseudonyms (crs.shown_patients; the title says so), still in grade order. z-scores use every row.
     """
     z = (matrix - matrix.mean()) / matrix.std(ddof=1).replace(0, np.nan)
@@ -233,13 +307,67 @@ def plot_peak_heatmap(matrix: pd.DataFrame, ax: Axes | None = None, max_patients
     z = z[ids.isin(keep).to_numpy()]
     ax = ax if ax is not None else plt.subplots(figsize=(7, 0.25 * len(z) + 1.5))[1]
     im = ax.imshow(z.to_numpy(dtype=float), aspect="auto", cmap="RdBu_r", vmin=-2.5, vmax=2.5)
-    ax.set_xticks(range(z.shape[1]), z.columns, rotation=45, ha="right")
+    ax.set_xticks(range(z.shape[1]), [labels.analyte(a, unit=False) for a in z.columns], rotation=45, ha="right")
     ax.set_yticks(range(z.shape[0]), z.index, fontsize="small")
-    ax.figure.colorbar(im, ax=ax, label="z-score of log10 peak")
-    ax.set_xlabel("analyte (peak over days 0-28)")
+    ax.figure.colorbar(im, ax=ax, label="Peak, standard deviations from the cohort mean (log\u2081\u2080 scale)")
+    ax.set_xlabel("Highest value over days 0\u201328")
+    ax.set_ylabel("Patient (maximum CRS grade)")
     if note:
         ax.set_title(f"Showing the {note}", fontsize="small")
     return ax
+
+
+def plot_timeline(graded: pd.DataFrame, daily: pd.DataFrame, patients: pd.DataFrame | None = None,
+                  ax: Axes | None = None, max_patients: int = crs.MAX_LANES) -> Axes:
+    """One lane per patient: the daily CRS grade as coloured cells, grade 5 (black) on the day of death for a
+    death from CRS (`death_cause` 'crs', day `os_days`), tocilizumab and corticosteroid days marked.
+
+    At most `max_patients` lanes (crs.shown_patients: the first pseudonyms; the title says so)."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    ids, note = crs.shown_patients(graded["patient_id"], max_patients)
+    ax = ax if ax is not None else plt.subplots(figsize=(8, 0.3 * len(ids) + 1.2))[1]
+    lane = {p: i for i, p in enumerate(ids)}
+    cells = fatal_cells(graded[graded["patient_id"].isin(lane)], patients)
+    x, y = cells["day"].to_numpy(dtype=float) - 0.5, cells["patient_id"].map(lane).to_numpy(dtype=float) - 0.4
+    verts = np.stack([np.column_stack([x, y]), np.column_stack([x, y + 0.8]),
+                      np.column_stack([x + 1, y + 0.8]), np.column_stack([x + 1, y])], axis=1)
+    ax.add_collection(PolyCollection(verts, facecolors=[crs.GRADE_COLOURS[int(k)] for k in cells["grade"]],
+                                     edgecolors="white", linewidths=0.3))
+    ax.autoscale_view()
+    d = daily[daily["patient_id"].isin(lane) & (daily["day"] >= 0)]
+    marks = (("tocilizumab", "v", "Tocilizumab"), ("steroids", "x", "Corticosteroid"))
+    for col, marker, _ in marks:
+        if col in d.columns:
+            given = d[pd.to_numeric(d[col], errors="coerce").fillna(0) == 1]
+            offset = 0.2 if col == "tocilizumab" else -0.2
+            ax.scatter(given["day"].astype(float), given["patient_id"].map(lane) + offset, marker=marker,
+                       color="black", s=16, zorder=3)
+    shown = sorted(set(cells["grade"].astype(int)) | {0, 1, 2, 3, 4})
+    handles = [Patch(color=crs.GRADE_COLOURS[k], label=labels.CRS_GRADES[k]) for k in shown]
+    handles += [Line2D([], [], ls="", marker=m, color="black", label=name) for c, m, name in marks if c in d.columns]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    ax.set_yticks(range(len(ids)), ids, fontsize="small")
+    ax.set_ylim(len(ids) - 0.5, -0.5)
+    ax.set_title(f"Showing the {note}" if note else "", fontsize="small")
+    ax.set_xlabel("Day after infusion")
+    ax.set_ylabel("Patient")
+    return ax
+
+
+def fatal_cells(graded: pd.DataFrame, patients: pd.DataFrame | None) -> pd.DataFrame:
+    """The graded days (grades 0-4) plus a grade-5 cell on the day of death of each death from CRS
+    (patients' death_cause 'crs' at os_days), replacing a graded row of that day: what the timeline draws."""
+    cells = graded.loc[graded["grade"].between(0, 4), ["patient_id", "day", "grade"]]
+    if patients is None or not {"death_cause", "os_days"} <= set(patients.columns):
+        return cells.reset_index(drop=True)
+    dead = patients.loc[patients["death_cause"].eq("crs").fillna(False)
+                        & patients["patient_id"].isin(graded["patient_id"]), ["patient_id", "os_days"]]
+    five = pd.DataFrame({"patient_id": dead["patient_id"], "day": dead["os_days"].astype(float), "grade": 5})
+    keep = ~cells.set_index(["patient_id", "day"]).index.isin(five.set_index(["patient_id", "day"]).index)
+    return pd.concat([cells[keep], five], ignore_index=True)
 
 
 # ------------------------------------------------------------------------------------- predictors
@@ -300,11 +428,13 @@ def plot_roc(pt: pd.DataFrame, roc: pd.DataFrame, score: str = "bm_blasts_pct", 
     d = _model_data(pt).dropna(subset=[score])
     fpr, tpr, _ = roc_curve(d["severe_crs"], d[score])
     r = roc.set_index("measure")["estimate"]
+    name = labels.label(score).split(",")[0]
     ax.plot(fpr, tpr, drawstyle="steps-post", color="#a50026", label=f"AUC {r['AUC']:.2f}")
-    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="chance")
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="Chance")
     sens, spec = r["sensitivity at cut-off"], r["specificity at cut-off"]
-    ax.scatter([1 - spec], [sens], color="black", zorder=3, label="Youden cut-off (in-sample)")
-    ax.set_xlabel("1 - specificity")
-    ax.set_ylabel("sensitivity")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.scatter([1 - spec], [sens], color="black", zorder=3, label="Youden cut-off (chosen in-sample)")
+    ax.set_xlabel("1 \u2212 specificity")
+    ax.set_ylabel("Sensitivity")
+    ax.set_title(f"{name}, for severe CRS", fontsize="small")
+    ax.legend(loc="lower right", fontsize="small", frameon=False)
     return ax

@@ -48,8 +48,9 @@ def patient_table(cohort: Cohort) -> pd.DataFrame:
 
     Added columns: remission (bool), remission_day (recorded, else the landmark day) and
     remission_day_assumed (bool), crs_grade, crs_any, severe_crs (nullable boolean),
-    crs_onset_day, crs_duration_days, crs_grade_source, peak_copies and log10_peak (from
-    helpers.kinetics.peak_expansion), cd4_cd8_ratio, log10_dose, event_type for competing risks
+    crs_onset_day, crs_duration_days, crs_grade_source, severe_crs_onset_day (first day at the severe
+    grade), peak_copies and log10_peak (from helpers.kinetics.peak_expansion), peak_day and
+    peak_not_observed (peak at the last sample before a death inside the expansion window), cd4_cd8_ratio, log10_dose, event_type for competing risks
     (0 censored, 1 relapse/progression, 2 death without prior relapse/progression).
     """
     s = cohort.settings
@@ -60,11 +61,15 @@ def patient_table(cohort: Cohort) -> pd.DataFrame:
     grade = df["crs_grade"]
     df["crs_any"] = (grade >= 1).astype("boolean")
     df["severe_crs"] = (grade >= s.severe_crs_grade).astype("boolean")
+    df = df.merge(severe_crs_onset(cohort), on="patient_id", how="left")
     if cohort.has("kinetics"):
         df = df.merge(kinetics.peak_expansion(cohort.kinetics), on="patient_id", how="left")
+        df = df.merge(peak_timing(cohort.kinetics, df), on="patient_id", how="left")
     else:
         df["peak_copies"] = np.nan
         df["log10_peak"] = np.nan
+        df["peak_day"] = np.nan
+        df["peak_not_observed"] = pd.array([pd.NA] * len(df), dtype="boolean")
     if cohort.has_columns("product_cd4_pct", "product_cd8_pct"):
         df["cd4_cd8_ratio"] = df["product_cd4_pct"] / df["product_cd8_pct"]
     if cohort.has_columns("car_dose_per_kg"):
@@ -72,6 +77,49 @@ def patient_table(cohort: Cohort) -> pd.DataFrame:
     if cohort.has_columns("pfs_days", "pfs_event"):
         df["event_type"] = _event_type(df)
     return df
+
+
+EXPANSION_WINDOW_DAYS = 28.0  # CAR-T expansion peaks within the first four weeks (Kymriah label: Tmax ~10 days)
+
+
+def severe_crs_onset(cohort: Cohort) -> pd.DataFrame:
+    """First day graded at or above the severe grade (helpers.crs, the cohort's scale); NaN if never severe.
+
+    A patient severe only through a CRS death (grade 5, no severe day recorded) has onset on the day of
+    death (crs.summarise_patients' day of maximum). Without a daily record the onset is unknown (NaN).
+    Columns: patient_id, severe_crs_onset_day.
+    """
+    p = cohort.patients[["patient_id"]].copy()
+    if not cohort.has("daily"):
+        return p.assign(severe_crs_onset_day=np.nan)
+    s = cohort.settings
+    graded = crs.grade_daily(cohort.daily, system=s.crs_system, labs=cohort.labs)
+    severe = graded[graded["grade"] >= s.severe_crs_grade]
+    first = severe.groupby("patient_id")["day"].min().rename("severe_crs_onset_day")
+    summary = crs.summarise_patients(graded, cohort.patients).set_index("patient_id")
+    fatal = summary.loc[summary["max_grade"] >= s.severe_crs_grade, "day_of_max"]
+    onset = first.combine_first(fatal.rename("severe_crs_onset_day"))
+    return p.merge(onset.reset_index(), on="patient_id", how="left")
+
+
+def peak_timing(kin: pd.DataFrame, pt: pd.DataFrame, window: float = EXPANSION_WINDOW_DAYS) -> pd.DataFrame:
+    """Day of the (first) peak and whether the peak was not observed: it is the patient's last sample and the
+    patient died within the expansion window, so expansion was cut short by death, not seen to its maximum.
+
+    Columns: patient_id, peak_day, peak_not_observed (nullable boolean; missing without samples).
+    """
+    k = kin.dropna(subset=["car_copies_per_ug_dna", "day"]).sort_values(["patient_id", "day"], kind="stable")
+    if k.empty:
+        return pd.DataFrame({"patient_id": pt["patient_id"], "peak_day": np.nan,
+                             "peak_not_observed": pd.array([pd.NA] * len(pt), dtype="boolean")})
+    g = k.groupby("patient_id")
+    peak_day = k.loc[g["car_copies_per_ug_dna"].idxmax(), ["patient_id", "day"]].set_index("patient_id")["day"]
+    last_day = g["day"].max()
+    out = pd.DataFrame({"peak_day": peak_day, "last_day": last_day}).reset_index()
+    out = out.merge(pt[["patient_id", "os_days", "os_event"]], on="patient_id", how="left")
+    died_early = out["os_event"].eq(1) & (out["os_days"] <= window)
+    flag = (out["peak_day"] >= out["last_day"]) & died_early.fillna(False)
+    return out.assign(peak_not_observed=flag.astype("boolean"))[["patient_id", "peak_day", "peak_not_observed"]]
 
 
 def _remission_day(df: pd.DataFrame, landmark_day: float) -> tuple[pd.Series, pd.Series]:

@@ -1,40 +1,38 @@
-"""Cohort description: which baseline and product variables a cohort has, and the patient flow."""
-from __future__ import annotations
+"""Cohort description: which baseline and product variables a cohort has, and the patient flow with its reasons.
 
-import math
+Tidy results only (counts and frames); the page's tables and figures are drawn by `helpers.cohort_report`.
+"""
+from __future__ import annotations
 
 import pandas as pd
 
-from helpers import tables
+from helpers import labels
 
-# column -> (kind for tables.table_one, label shown to readers)
-BASELINE_VARIABLES: dict[str, tuple[str, str]] = {
-    "age_years": ("continuous", "Age, years"),
-    "sex": ("categorical", "Sex"),
-    "bm_blasts_pct": ("continuous", "Bone-marrow blasts before lymphodepletion, %"),
-    "ph_positive": ("binary", "Philadelphia chromosome positive"),
-    "prior_lines": ("continuous", "Prior lines of therapy"),
-    "prior_allo_hsct": ("binary", "Prior allogeneic HSCT"),
-    "extramedullary": ("binary", "Extramedullary disease"),
-    "ldh_u_per_l": ("continuous", "LDH, U/L"),
-    "car_dose_per_kg": ("continuous", "CAR-T dose, x10^6 cells/kg"),
-    "cd4_cd8_ratio": ("continuous", "Product CD4:CD8 ratio"),
-    "product_naive_pct": ("continuous", "Product naive T cells, %"),
-    "product_cm_pct": ("continuous", "Product central-memory T cells, %"),
-    "product_em_pct": ("continuous", "Product effector-memory T cells, %"),
-    "product_eff_pct": ("continuous", "Product effector T cells, %"),
+# column -> kind for tables.table_one (its reader's name comes from helpers.labels)
+BASELINE_VARIABLES: dict[str, str] = {
+    "age_years": "continuous", "sex": "categorical", "bm_blasts_pct": "continuous",
+    "ph_positive": "binary", "prior_lines": "continuous", "prior_allo_hsct": "binary",
+    "extramedullary": "binary", "ldh_u_per_l": "continuous", "car_dose_per_kg": "continuous",
+    "cd4_cd8_ratio": "continuous", "product_naive_pct": "continuous", "product_cm_pct": "continuous",
+    "product_em_pct": "continuous", "product_eff_pct": "continuous",
 }
+NOT_EVALUABLE = "NE"
 
 
 def available_variables(pt: pd.DataFrame) -> tuple[dict[str, str], dict[str, str], list[str]]:
-    """Table 1 variables this cohort has: (kinds, labels, names of the absent ones)."""
-    kinds, labels, absent = {}, {}, []
-    for col, (kind, label) in BASELINE_VARIABLES.items():
+    """Table 1 variables this cohort has: (kinds, reader's labels, labels of the absent ones)."""
+    kinds, names, absent = {}, {}, []
+    for col, kind in BASELINE_VARIABLES.items():
         if col in pt and pt[col].notna().any():
-            kinds[col], labels[col] = kind, label
+            kinds[col], names[col] = kind, labels.label(col)
         else:
-            absent.append(label)
-    return kinds, labels, absent
+            absent.append(labels.label(col))
+    return kinds, names, absent
+
+
+def evaluable(pt: pd.DataFrame) -> pd.Series:
+    """Evaluable for response: a best response other than NE (not evaluable: died or left before assessment)."""
+    return pt["best_response"].notna() & pt["best_response"].ne(NOT_EVALUABLE)
 
 
 NOT_REACHED = {"Infused": "not infused", "Evaluable for response": "not evaluable",
@@ -48,7 +46,7 @@ def flow_counts(pt: pd.DataFrame, enrolled: int | None = None, remission_label: 
     Column `not_next` is how many of the stage above did not reach this one (0 for the first box).
     """
     rows = [] if enrolled is None else [("Enrolled", int(enrolled))]
-    rows += [("Infused", len(pt)), ("Evaluable for response", int(pt["best_response"].notna().sum())),
+    rows += [("Infused", len(pt)), ("Evaluable for response", int(evaluable(pt).sum())),
              (f"Remission ({remission_label})", int(pt["remission"].sum()))]
     if "mrd_negative" in pt and pt["mrd_negative"].notna().any():
         rows.append(("MRD-negative remission", int((pt["mrd_negative"].eq(True) & pt["remission"]).sum())))
@@ -58,29 +56,28 @@ def flow_counts(pt: pd.DataFrame, enrolled: int | None = None, remission_label: 
     return out
 
 
-def plot_flow(flow: pd.DataFrame, ax=None):
-    """CONSORT-style flow diagram from flow_counts: one box per stage top to bottom, arrows, and side notes of who left."""
-    import matplotlib.pyplot as plt
+def flow_exits(pt: pd.DataFrame, assessment_day: float, enrolled: int | None = None,
+               remission_responses: tuple[str, ...] = ("CR", "CRi")) -> pd.DataFrame:
+    """Why patients left the flow at each stage (tidy: stage, reason, n; reasons with n = 0 kept).
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 1.3 * len(flow)))
-    k = len(flow)
-    box = {"boxstyle": "round,pad=0.5", "facecolor": "white", "edgecolor": "0.2"}
-    side = {"boxstyle": "round,pad=0.4", "facecolor": "0.95", "edgecolor": "0.6"}
-    for i, row in enumerate(flow.itertuples(index=False)):
-        y = k - 1 - i
-        ax.text(0.35, y, f"{row.stage}\nn = {row.n}", ha="center", va="center", bbox=box, fontsize=10)
-        if i > 0:
-            ax.annotate("", xy=(0.35, y + 0.28), xytext=(0.35, y + 0.72),
-                        arrowprops={"arrowstyle": "-|>", "color": "0.2"})
-        if i > 0 and row.not_next > 0:
-            ax.annotate(f"{row.not_next} {row.not_next_reason}", xy=(0.36, y + 0.5), xytext=(0.62, y + 0.5),
-                        ha="left", va="center", fontsize=9, bbox=side,
-                        arrowprops={"arrowstyle": "-", "color": "0.6"})
-    ax.set_xlim(0, 1)
-    ax.set_ylim(-0.6, k - 0.4)
-    ax.axis("off")
-    return ax
+    Infused: not infused (only with `enrolled`). Evaluable: NE split into deaths before the
+    assessment day and other reasons. Remission: each other best response among the evaluable (PR,
+    NR, ...). MRD-negative remission: MRD-positive and not tested among remissions (only with MRD data).
+    """
+    rows = [] if enrolled is None else [("Infused", "not infused", int(enrolled) - len(pt))]
+    ne = pt["best_response"].eq(NOT_EVALUABLE)
+    early_death = ne & pt["os_event"].eq(1) & (pt["os_days"].astype(float) <= float(assessment_day))
+    rows += [("Evaluable for response", "died before response assessment", int(early_death.sum())),
+             ("Evaluable for response", "not assessed for another reason", int((ne & ~early_death).sum()))]
+    rest = pt.loc[evaluable(pt) & ~pt["best_response"].isin(remission_responses), "best_response"]
+    order = [r for r in ("CR", "CRi", "PR", "NR") if r not in remission_responses]
+    order += sorted(set(rest) - set(order))
+    rows += [("Remission", r, int(rest.eq(r).sum())) for r in order]
+    if "mrd_negative" in pt and pt["mrd_negative"].notna().any():
+        rem, mrd = pt["remission"].astype(bool), pt["mrd_negative"].astype("boolean")
+        rows += [("MRD-negative remission", "MRD-positive", int((rem & mrd.eq(False).fillna(False)).sum())),
+                 ("MRD-negative remission", "MRD not tested", int((rem & mrd.isna()).sum()))]
+    return pd.DataFrame(rows, columns=["stage", "reason", "n"])
 
 
 # ------------------------------------------------------------------ groupings for Table 1
@@ -101,22 +98,6 @@ def severe_crs_groups(pt: pd.DataFrame, severe_grade: int = 3) -> pd.Series:
 def has_two_groups(groups: pd.Series) -> bool:
     """True when a grouping has at least one patient in each of two levels (a split is possible)."""
     return int(groups.dropna().nunique()) >= 2
-
-
-def baseline_table(pt: pd.DataFrame, groups: pd.Series | None = None) -> pd.DataFrame:
-    """Table 1 as displayed: Characteristic, Overall and per-group columns, formatted p and the test named per row.
-
-    Calls helpers.tables.table_one on the variables this cohort has (BASELINE_VARIABLES): continuous
-    median (IQR) and range, categorical n (%), Missing rows; Wilcoxon rank-sum / Fisher's exact by group.
-    The dose is shown in 10^6 cells/kg.
-    """
-    kinds, labels, _ = available_variables(pt)
-    by = None if groups is None else groups.name
-    df = pt if groups is None else pt.assign(**{by: groups})
-    if "car_dose_per_kg" in kinds:  # shown in millions, as trial reports do
-        df = df.assign(car_dose_per_kg=df["car_dose_per_kg"] / 1e6)
-    table = tables.table_one(df, kinds, by=by, labels=labels)
-    return table.drop(columns=[c for c in ("variable", "level", "p_value") if c in table])
 
 
 # ------------------------------------------------------------------ infused product
@@ -142,38 +123,9 @@ def product_subsets_long(pt: pd.DataFrame) -> pd.DataFrame:
     return long[["patient_id", "subset", "pct"]].reset_index(drop=True)
 
 
-def plot_product(pt: pd.DataFrame, panels: list[str], axes, groups: pd.Series | None = None) -> list:
-    """Infused product, per-patient points over box plots: dose (log axis) and CD4:CD8 ratio by `groups`, subset shares (%).
-
-    `axes` holds one Axes per entry of `panels` (see product_panels); returns them.
-    """
-    from helpers.kinetics import plot_points_box
-
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-
-    grp = groups if groups is not None else pd.Series("All patients", index=pt.index)
-    for ax, panel in zip(axes, panels):
-        if panel == "dose":
-            plot_points_box(pt["car_dose_per_kg"] / 1e6, grp, ax=ax, log=True, ylabel="CAR-T dose, x10^6 cells/kg")
-            ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-            ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
-        elif panel == "cd4_cd8_ratio":
-            plot_points_box(pt["cd4_cd8_ratio"], grp, ax=ax, log=False, ylabel="CD4:CD8 ratio")
-        else:
-            long = product_subsets_long(pt)
-            plot_points_box(long["pct"], long["subset"], ax=ax, log=False, ylabel="Share of product T cells, %")
-        ax.tick_params(axis="x", labelsize="small")
-    return list(axes)
-
-
 # ------------------------------------------------------------------ follow-up
 def followup(pt: pd.DataFrame) -> dict:
-    """Median follow-up for overall survival by reverse Kaplan-Meier (survival.median_followup) with a printable sentence."""
+    """Median follow-up for overall survival by reverse Kaplan-Meier (survival.median_followup); unreached = inf."""
     from helpers.survival import median_followup
 
-    fu = median_followup(pt, "os_days", "os_event")
-    d = lambda x: "not reached" if math.isinf(x) else f"{x:.0f}"  # noqa: E731
-    fu["formatted"] = (f"{d(fu['median'])} days (95% CI {d(fu['ci_low'])} to {d(fu['ci_high'])})"
-                       if fu["n_censored"] else "not estimable: no patient was censored")
-    return fu
+    return median_followup(pt, "os_days", "os_event")

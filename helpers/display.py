@@ -73,6 +73,8 @@ def table(df: pd.DataFrame, id: str, *, title: str | None = None, stub: str | No
     body = df.reset_index(drop=True)
     check_display(body, id)
     gt = GT(body, id=id, rowname_col=stub, groupname_col=groups)
+    if stub:
+        gt = gt.tab_stubhead(label=stub)  # the stub column keeps its header, as gtsummary's "Characteristic"
     if indent and stub:
         gt = gt.tab_stub_indent(rows=list(indent), indent=2)
     for label, cols in (spanners or {}).items():

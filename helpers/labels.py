@@ -8,6 +8,8 @@ for every contract column.
 """
 from __future__ import annotations
 
+import re
+
 from helpers import contract
 
 # Patient-level variables (contract columns and derived ones), with the unit after a comma.
@@ -65,6 +67,21 @@ VARIABLES: dict[str, str] = {
     "fluid_boluses": "Fluid boluses",
     "coag_replacement": "Coagulation factor replacement",
     "car_copies_per_ug_dna": "CAR transgene, copies/\u00b5g DNA",
+    # CRS course, treatment and severity markers (helpers.crs, helpers.crs_severity)
+    "any_vasopressor": "Any vasopressor",
+    "any_oxygen": "Any supplemental oxygen",
+    "positive_pressure": "Positive-pressure ventilation (CPAP, BiPAP or invasive)",
+    "pancytopenia": "Pancytopenia (CTCAE grade \u22653 in all three lineages, same day)",
+    "onset_day": "Onset, day after infusion",
+    "duration_days": "Duration, days",
+    "day_of_max": "Day of maximum grade",
+    "onset_to_max_days": "Days from onset to maximum grade",
+    "crs_days": "Days with CRS",
+    "episodes": "CRS episodes",
+    "recurrence": "Recurrence (a second episode)",
+    "max_grade": "Maximum CRS grade",
+    "tocilizumab_from_onset": "Tocilizumab, first dose, days from CRS onset",
+    "steroids_from_onset": "Corticosteroids, first dose, days from CRS onset",
 }
 
 # Analytes: short clinical name (the unit comes from the contract).
@@ -76,6 +93,44 @@ ANALYTE_NAMES: dict[str, str] = {
     "anc": "Neutrophils (ANC)", "alc": "Lymphocytes", "hemoglobin": "Haemoglobin",
     "platelets": "Platelets", "albumin": "Albumin", "sodium": "Sodium", "potassium": "Potassium",
     "cd19_b_cells": "CD19+ B cells", "igg": "IgG",
+}
+
+# CRS groups of the severity comparison (helpers.crs_severity) and the rules that set a CRS grade (helpers.crs).
+CRS_GROUPS: dict[str, str] = {
+    "none": "No CRS", "mild": "Mild CRS", "severe": "Severe CRS", "mild/none": "Mild or no CRS",
+}
+CRS_DRIVERS: dict[str, str] = {
+    "none": "no CRS sign", "fever": "fever",
+    "hypotension:multi_pressor": "hypotension on several vasopressors",
+    "hypotension:one_pressor": "hypotension on one vasopressor",
+    "hypotension:vasopressin": "hypotension on vasopressin",
+    "hypotension:no_pressor": "hypotension without vasopressors",
+    "hypotension:high_dose_pressor": "hypotension on a high-dose vasopressor",
+    "hypotension:low_dose_pressor": "hypotension on a low-dose vasopressor",
+    "hypotension:fluid_boluses": "hypotension treated with several fluid boluses",
+    "hypoxia:low_flow": "low-flow oxygen",
+    "hypoxia:low_flow_over_limit": "nasal oxygen above 6 L/min",
+    "hypoxia:high_flow_low_rate": "high-flow cannula at a low rate",
+    "hypoxia:ventilator": "ventilator support", "hypoxia:fio2_high": "oxygen at FiO\u2082 \u226540%",
+    "hypoxia:fio2_low": "oxygen at FiO\u2082 below 40%", "hypoxia:supplemental_o2": "any supplemental oxygen",
+    "coagulopathy:replacement": "coagulopathy needing factor replacement",
+}
+CRS_GRADES: dict[int, str] = {0: "No CRS (grade 0)", 1: "Grade 1", 2: "Grade 2", 3: "Grade 3", 4: "Grade 4",
+                              5: "Grade 5 (death from CRS)"}
+# The unit an odds or hazard ratio of a model term is per (helpers.crs_report predictor tables).
+EFFECT_UNITS: dict[str, str] = {
+    "bm_blasts_pct": "per percentage point", "age_years": "per year", "log10_dose": "per 10-fold dose",
+    "product_em_pct": "per percentage point", "cd4_cd8_ratio": "per unit", "ldh_u_per_l": "per U/L",
+    "ph_positive": "yes vs no", "prior_allo_hsct": "yes vs no",
+}
+# Measures of helpers.crs_severity.roc_table.
+ROC_MEASURES: dict[str, str] = {
+    "AUC": "Area under the ROC curve (AUC)", "sensitivity at cut-off": "Sensitivity at the cut-off",
+    "specificity at cut-off": "Specificity at the cut-off",
+    "balanced accuracy of cut-off rule, apparent": "Balanced accuracy of the cut-off rule, in-sample",
+    "optimism (bootstrap, cut-off re-chosen)": "Optimism (bootstrap, cut-off re-chosen)",
+    "balanced accuracy of cut-off rule, optimism-corrected":
+        "Balanced accuracy of the cut-off rule, optimism-corrected",
 }
 
 SCALES: dict[str, str] = {
@@ -99,6 +154,8 @@ DEATH_CAUSES: dict[str, str] = {
     "other": "Other", "icans": "ICANS",
 }
 
+SEX: dict[str, str] = {"F": "Female", "M": "Male"}
+
 OXYGEN: dict[str, str] = {
     "none": "Room air", "low_flow": "Low-flow cannula", "high_flow": "High-flow cannula",
     "facemask": "Face mask", "nonrebreather": "Non-rebreather mask", "venturi": "Venturi mask",
@@ -117,7 +174,8 @@ def analyte(code: str, unit: bool = True) -> str:
     """'IL-6, pg/mL' (or 'IL-6' without the unit) from the analyte code and the contract's canonical unit."""
     name = ANALYTE_NAMES.get(code) or contract.ANALYTES.get(code, ("", code))[1].capitalize() or words(code)
     canonical = contract.ANALYTES.get(code, ("", ""))[0]
-    shown = canonical.replace("ug", "\u00b5g").replace("uL", "\u00b5L")
+    shown = (canonical.replace("ug", "\u00b5g").replace("uL", "\u00b5L").replace("umol", "\u00b5mol")
+             .replace("10^9/L", "\u00d710\u2079/L"))
     return f"{name}, {shown}" if unit and canonical else name
 
 
@@ -147,5 +205,56 @@ def value(column: str, code: object) -> str:
     if isinstance(code, bool) or str(code) in ("True", "False"):
         return "Yes" if str(code) == "True" else "No"
     table = {"best_response": RESPONSES, "death_cause": DEATH_CAUSES, "oxygen": OXYGEN,
-             "scale": SCALES, "system": SCALES, "analyte": ANALYTE_NAMES}.get(column, {})
+             "scale": SCALES, "system": SCALES, "sex": SEX, "analyte": ANALYTE_NAMES}.get(column, {})
     return table.get(str(code), str(code))
+
+
+def crs_group(code: str) -> str:
+    """A CRS group in words: 'none' -> 'No CRS', 'severe' -> 'Severe CRS'."""
+    return CRS_GROUPS.get(str(code), words(code))
+
+
+def crs_driver(code: str) -> str:
+    """The rule that set a CRS grade in words ('hypotension:one_pressor' -> 'hypotension on one vasopressor');
+    ties joined by '+' become 'a and b'."""
+    parts = []
+    for part in re.split(r"\+(?=[a-z])", str(code)):
+        kind, _, rest = part.partition(":")
+        if part in CRS_DRIVERS:
+            parts.append(CRS_DRIVERS[part])
+        elif kind == "hypoxia":
+            parts.append(OXYGEN.get(rest, words(rest)).lower() if rest not in ("cpap", "bipap") else rest.upper())
+        elif kind == "organ":
+            code_, _, grade = rest.partition("_ctcae")
+            plus = "\u2265" if grade.endswith("+") else ""
+            parts.append(f"{_lower(analyte(code_, unit=False))} CTCAE grade {plus}{grade.rstrip('+')}")
+        else:
+            parts.append(words(part).lower())
+    return join_words(parts)
+
+
+def marker(key: str) -> str:
+    """A per-patient extreme in words with its unit: 'il6_max' -> 'Highest IL-6, pg/mL',
+    'alt_ctcae_ge3' -> 'ALT, CTCAE v5.0 grade \u22653'; registered keys as `label`."""
+    if key in VARIABLES:
+        return VARIABLES[key]
+    base, _, kind = key.rpartition("_")
+    if key.endswith("_ctcae_ge3"):
+        return f"{analyte(key[:-len('_ctcae_ge3')], unit=False)}, CTCAE v5.0 grade \u22653"
+    if kind in ("max", "min") and base in contract.ANALYTES:
+        name = _lower(analyte(base, unit=False))
+        unit = analyte(base).rpartition(", ")[2] if ", " in analyte(base) else ""
+        word = ("Longest" if unit == "s" else "Highest") if kind == "max" else ("Shortest" if unit == "s" else "Lowest")
+        return f"{word} {name}" + (f", {unit}" if unit else "")
+    return label(key)
+
+
+def _lower(name: str) -> str:
+    """A clinical name inside a sentence: 'Platelets' -> 'platelets', acronyms ('IL-6', 'aPTT') kept."""
+    return name if name[1:2].isupper() or not name[1:2].isalpha() else name[:1].lower() + name[1:]
+
+
+def join_words(items, last: str = "and") -> str:
+    """'a, b and c' (as helpers.fmt.join_words; kept here so labels import nothing from the page layer)."""
+    items = [str(i) for i in items]
+    return "".join(items) if len(items) <= 1 else f"{', '.join(items[:-1])} {last} {items[-1]}"

@@ -5,6 +5,7 @@ from helpers import fmt, labels
 
 PARAMETER_WORDS = {
     "n_boot": "bootstrap resamples", "boot_seed": "bootstrap seed", "landmark_day": "landmark day",
+    "survival_times_days": "survival estimates at days",
 }
 
 

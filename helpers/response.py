@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import stats, tables
+from helpers import contract, stats
+from helpers.describe import evaluable
 
-RESPONSES = ("CR", "CRi", "PR", "NR")
-RESPONSE_NAMES = {"CR": "Complete remission (CR)", "CRi": "CR with incomplete count recovery (CRi)",
-                  "PR": "Partial remission (PR)", "NR": "No response (NR)"}
+RESPONSES = contract.RESPONSES  # CR, CRi, PR, NR and NE (not evaluable: died or left before assessment)
+ALWAYS_SHOWN = ("CR", "CRi", "PR", "NR")  # NE gets a row only when a patient has it
 # column -> (kind for stats.odds_ratio_table, label of the exposed group; continuous = above the median)
 SUBGROUP_FACTORS: dict[str, tuple[str, str]] = {
     "bm_blasts_pct": ("continuous", "Marrow blasts above median"),
@@ -22,6 +22,8 @@ SUBGROUP_FACTORS: dict[str, tuple[str, str]] = {
     "car_dose_per_kg": ("continuous", "CAR-T dose above median"),
     "product_em_pct": ("continuous", "Effector-memory share above median"),
 }
+# Bars: one blue-grey scale for best response (markers carry the events in their own colours and shapes).
+RESPONSE_COLOURS = {"CR": "#08519c", "CRi": "#4292c6", "PR": "#9ecae1", "NR": "#bdbdbd", "NE": "#f0f0f0"}
 SWIMMER_MARKERS = {  # event -> (marker, colour, legend label)
     "remission": ("o", "tab:green", "Remission (at response assessment)"),
     "mrd_negative": ("*", "darkgreen", "MRD-negative remission (at response assessment)"),
@@ -33,12 +35,12 @@ SWIMMER_MARKERS = {  # event -> (marker, colour, legend label)
 
 
 def best_response_table(pt: pd.DataFrame) -> pd.DataFrame:
-    """One row per best-response category (CR, CRi, PR, NR): n, share of all patients and its exact 95% CI."""
+    """One row per best-response category (CR, CRi, PR, NR; NE when present): n, share of all infused patients, exact 95% CI."""
     n = len(pt)
     rows = []
-    for r in RESPONSES:
+    for r in [r for r in RESPONSES if r in ALWAYS_SHOWN or pt["best_response"].eq(r).any()]:
         p = stats.proportion(int(pt["best_response"].eq(r).sum()), n, r)
-        rows.append({"response": r, "description": RESPONSE_NAMES[r], "n": p["k"], "N": n,
+        rows.append({"response": r, "n": p["k"], "N": n,
                      "percent": 100 * p["estimate"], "ci_low_pct": 100 * p["ci_low"],
                      "ci_high_pct": 100 * p["ci_high"]})
     return pd.DataFrame(rows)
@@ -52,14 +54,17 @@ def response_rates(pt: pd.DataFrame) -> pd.DataFrame:
     """
     n, rem = len(pt), pt["remission"].astype(bool)
     rows = [stats.proportion(int(rem.sum()), n, "Remission")]
+    n_eval = int(evaluable(pt).sum())
+    if n_eval < n and n_eval:  # NE patients: the rate among the evaluable beside the rate among all infused
+        rows.append(stats.proportion(int((rem & evaluable(pt)).sum()), n_eval, "Remission, of evaluable patients"))
     if "mrd_negative" in pt and pt["mrd_negative"].notna().any():
         mrd = pt["mrd_negative"].eq(True).fillna(False) & rem
         unknown = int((pt["mrd_negative"].isna() & rem).sum())
         rows.append(stats.proportion(int(mrd.sum()), n, "MRD-negative remission, of all patients"))
         if rem.any():
             rows.append(stats.proportion(int(mrd.sum()), int(rem.sum()), "MRD-negative, of remissions"))
-        for r in rows[1:]:
-            r["mrd_unknown"] = unknown
+        for r in rows:
+            r["mrd_unknown"] = unknown if r["label"].startswith("MRD") else 0
     out = pd.DataFrame(rows)
     return out.rename(columns={"label": "term"})
 
@@ -94,26 +99,6 @@ def plot_subgroups(table: pd.DataFrame, ax=None):
     ax = forest_plot(table, ax=ax, label_col="term", log=True)
     ax.set_xlabel("Odds ratio of remission, subgroup vs rest (95% CI)")
     return ax
-
-
-def crs_peak_by_response(pt: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
-    """Descriptive cross-tab of maximum CRS grade and log10 peak expansion by response group, without tests.
-
-    Each column is tables.table_one on that group alone (the tests belong to chapters 4-5, and an exact
-    r x c Fisher test is not needed for a description). Grades are categories 0..5 in every column.
-    """
-    variables = {c: k for c, k in (("crs_grade", "categorical"), ("log10_peak", "continuous"))
-                 if c in pt and pt[c].notna().any()}
-    labels = {"crs_grade": "Maximum CRS grade", "log10_peak": "Peak expansion, log10 copies/ug DNA"}
-    grade = pd.Categorical(pt["crs_grade"].astype("Float64").astype(float), categories=[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
-    df = pt.assign(crs_grade=grade.rename_categories(["0", "1", "2", "3", "4", "5"]))
-    keys = ["variable", "level", "Characteristic"]
-    out = tables.table_one(df, variables, labels=labels)
-    for lv in [lv for lv in groups.cat.categories if (groups == lv).any()]:
-        part = tables.table_one(df[(groups == lv).to_numpy()], variables, labels=labels)
-        out = out.merge(part.rename(columns=lambda c: c.replace("Overall", str(lv)) if c not in keys else c),
-                        on=keys, how="left")
-    return out.drop(columns=["variable", "level"]).fillna({c: "0" for c in out.columns if c not in keys})
 
 
 # ------------------------------------------------------------------ swimmer plot
@@ -174,7 +159,7 @@ def plot_swimmer(pt: pd.DataFrame, landmark_day: float, ax=None, max_patients: i
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.28 * len(lanes) + 1.5))
     y = dict(zip(lanes["patient_id"], range(len(lanes))))
-    colours = {r: f"C{i}" for i, r in enumerate(RESPONSES)}
+    colours = RESPONSE_COLOURS
     ax.barh(list(y.values()), lanes["end"], height=0.6, color=[colours.get(r, "0.7") for r in lanes["best_response"]],
             alpha=0.45)
     for ev, (marker, colour, _) in SWIMMER_MARKERS.items():
@@ -186,7 +171,7 @@ def plot_swimmer(pt: pd.DataFrame, landmark_day: float, ax=None, max_patients: i
     ax.set_xlabel("Days after CAR-T infusion")
     if note:
         ax.set_title(f"Showing the {note}", fontsize="small")
-    handles = [Patch(color=colours[r], alpha=0.45, label=f"Best response {r}") for r in RESPONSES
+    handles = [Patch(color=colours[r], alpha=0.45, label=f"Best response: {r}") for r in RESPONSES
                if (lanes["best_response"] == r).any()]
     handles += [Line2D([], [], marker=m, color=c, linestyle="", label=lab) for ev, (m, c, lab) in SWIMMER_MARKERS.items()
                 if (events["event"] == ev).any()]

@@ -22,7 +22,13 @@ import pandas as pd
 TABLE_FILES = {"patients": "patients table (patients.csv)", "kinetics": "CAR-T kinetics table (kinetics.csv)",
                "daily": "daily clinical record (daily.csv)", "labs": "laboratory table (labs.csv)"}
 # The modules whose sections the chapters call (imported by `readiness` so every declaration is known).
-REPORT_MODULES: list[str] = []
+REPORT_MODULES: list[str] = [
+    "helpers.cohort_report",
+    "helpers.response_report",
+    "helpers.survival_report",
+    "helpers.kinetics_report",
+    "helpers.crs_report",
+]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ SHIPPED_SEED = 20200109  # set by calibration (python -m helpers simulate --cali
 KINETIC_DAYS = (0, 1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365, 540, 730, 1095)
 LAB_DAYS = (-3, 0, 1, 2, 3, 4, 5, 6, 7, 9, 11, 14, 21, 28)
 LLOQ_COPIES = 50.0
+ASSESSMENT_DAY = 28  # response assessment (cohort.yml landmark_day): who dies before it is not evaluable (NE)
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,8 @@ def simulate_cohort(spec: SimulationSpec = SimulationSpec()) -> dict[str, pd.Dat
     out = simulate_outcomes(base, lat, rng)
     patients = pd.concat([pd.DataFrame({"patient_id": ids}), base,
                           lat[["best_response", "mrd_negative"]], out], axis=1)
+    died_early = ~lat["remission"] & out["os_event"].eq(1) & (out["os_days"] < ASSESSMENT_DAY)
+    patients.loc[died_early, "best_response"] = "NE"  # no response assessment: not evaluable (no RNG drawn)
     patients["remission_day"] = remission_days(lat["remission"].to_numpy(), out["pfs_days"].to_numpy(),
                                                np.random.default_rng([spec.seed, 2]))
     if spec.reported_grades:
@@ -397,7 +400,7 @@ def cohort_meta(spec: SimulationSpec) -> dict:
         "seed": spec.seed,
         "severe_crs_grade": 3,
         "crs_system": "astct",
-        "landmark_day": 28,
+        "landmark_day": ASSESSMENT_DAY,
         "remission_responses": ["CR", "CRi"],
         "censor_at_hsct": False,
     }

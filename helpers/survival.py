@@ -290,7 +290,7 @@ def _flags(events: int, n_params: int, messages: list[str], coef: np.ndarray) ->
     epv = events / n_params if n_params else math.nan
     notes = []
     if epv < EPV_MIN:
-        notes.append(f"EPV {epv:.1f} < {EPV_MIN:g} (Peduzzi 1996)")
+        notes.append(f"EPV {epv:.1f} < {EPV_MIN:g} (Peduzzi et al. 1995)")
     failed = [m for m in messages if any(k in m.lower() for k in ("converge", "delta", "separation", "singular"))]
     huge = bool(np.any(~np.isfinite(coef)) or np.any(np.abs(coef) > 15))
     converged = not failed and not huge
@@ -721,3 +721,204 @@ def forest_plot(table: pd.DataFrame, ax=None, label_col: str = "term", log: bool
         ax.text(1.02, yi, text, transform=trans, va="center", clip_on=False)
     ax.set_ylim(-0.7, len(table) - 0.3)
     return ax
+
+
+# --------------------------------------------------------------------------------------------
+# Estimability: what may be printed as a number
+# --------------------------------------------------------------------------------------------
+
+COEF_MAX = 15.0  # |log HR| beyond this: the likelihood has no finite maximum (monotone likelihood)
+
+
+def _not_estimable_reason(row: pd.Series) -> str:
+    """Why a fitted term has no estimate to print ('' when it has one), in a reader's words."""
+    if "events" in row and is_zero(row["events"]):
+        return "no events"
+    coef = row["coef"] if "coef" in row else (math.log(row["hr"]) if fmt_pos(row.get("hr")) else math.nan)
+    if not np.isfinite(coef):
+        return "the model could not be fitted" + (f" ({row['warning']})" if str(row.get("warning", "")) else "")
+    if abs(coef) > COEF_MAX:
+        return "the estimate diverges (monotone likelihood: separation of events by the covariate)"
+    if row.get("converged") is False or (isinstance(row.get("converged"), (bool, np.bool_)) and not row["converged"]):
+        return "the fit did not converge (separation or too few events)"
+    if not (np.isfinite(row.get("ci_low", math.nan)) and np.isfinite(row.get("ci_high", math.nan))):
+        return "the confidence interval is undefined"
+    return ""
+
+
+def fmt_pos(x: object) -> bool:
+    """True for a finite positive number (a hazard ratio that has a logarithm)."""
+    try:
+        return math.isfinite(float(x)) and float(x) > 0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def is_zero(x: object) -> bool:
+    """True for a count equal to zero (missing counts are not zero)."""
+    try:
+        return float(x) == 0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+
+
+def estimability(table: pd.DataFrame) -> pd.DataFrame:
+    """Add `estimable` and `reason` to a tidy Cox table: R would print NA/'not estimable' for these rows.
+
+    A term is not estimable when the fit failed or did not converge (lifelines ConvergenceWarning,
+    separation), when |coef| > 15 (the partial likelihood has no finite maximum) or when a CI limit
+    is not finite; Firth's penalised fit is the remedy for separation (Heinze & Schemper 2001).
+    """
+    reasons = [_not_estimable_reason(r) for _, r in table.iterrows()]
+    return table.assign(estimable=[not r for r in reasons], reason=reasons)
+
+
+def safe_cox(df: pd.DataFrame, duration: str, event: str, covariates: Sequence[str]) -> pd.DataFrame:
+    """cox_table with estimability flags; a cohort with no events or no variation gives a not-estimable row."""
+    d = _model_data(df, duration, event, covariates)
+    flat = [c for c in covariates if d[c].nunique() < 2]
+    if d.empty or d[event].sum() == 0 or flat:
+        from helpers.labels import label
+
+        why = ("no events" if d.empty or d[event].sum() == 0
+               else "no variation in " + ", ".join(label(c).lower() for c in flat))
+        nan = [math.nan] * len(covariates)
+        out = _tidy(covariates, nan, nan, nan, nan, nan, {"n": len(d), "events": int(d[event].sum()),
+                    "epv": math.nan, "concordance": math.nan, "converged": False, "warning": why})
+        return out.assign(estimable=False, reason=why)
+    return estimability(cox_table(df, duration, event, covariates))
+
+
+# --------------------------------------------------------------------------------------------
+# Landmark sensitivity; time-varying Cox that reports failures
+# --------------------------------------------------------------------------------------------
+
+def safe_time_varying_cox(df: pd.DataFrame, duration: str, event: str, covariate: str, covariate_day: str,
+                          other_covariates: Sequence[str] = ()) -> pd.DataFrame:
+    """time_varying_cox with estimability flags; a fit that raises (no events, singular) is a not-estimable row."""
+    from lifelines.exceptions import ConvergenceError
+
+    terms = [covariate, *other_covariates]
+    try:
+        out = time_varying_cox(df, duration, event, covariate, covariate_day, other_covariates)
+    except (ConvergenceError, np.linalg.LinAlgError, ValueError, ZeroDivisionError) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        nan = [math.nan] * len(terms)
+        d = df.dropna(subset=[duration, event])
+        out = _tidy(terms, nan, nan, nan, nan, nan, {"n": len(d), "events": int(d[event].sum()), "epv": math.nan,
+                    "concordance": math.nan, "converged": False, "warning": why})
+    return estimability(out)
+
+
+def landmark_series(df: pd.DataFrame, duration: str, event: str, covariate_day: str,
+                    days: Sequence[float]) -> pd.DataFrame:
+    """The landmark HR of 'exposed by the landmark' (covariate_day <= L) at each landmark day L.
+
+    One Cox model per landmark on the patients event-free after it (Anderson, Cain & Gelber 1983);
+    `late` counts the patients exposed after L (counted as unexposed at that landmark). Tidy: one
+    row per landmark with hr, ci_low, ci_high, p_value, n, events, n_exposed, late, estimable, reason.
+    """
+    rows = []
+    day_all = pd.to_numeric(df[covariate_day], errors="coerce")
+    for L in days:
+        lm = landmark(df, duration, event, float(L), covariate_day_col=covariate_day)
+        x = f"{covariate_day}_by_landmark"
+        lm[x] = lm[x].astype(float)
+        fit = safe_cox(lm, duration, event, [x]).iloc[0].copy()
+        day = pd.to_numeric(lm[covariate_day], errors="coerce")
+        if len(lm) and lm[x].nunique() < 2:
+            fit["reason"] = ("nobody event-free at this landmark was exposed by it" if lm[x].sum() == 0
+                             else "everybody event-free at this landmark was exposed by it")
+        rows.append({"landmark_day": float(L), "hr": fit["hr"], "ci_low": fit["ci_low"], "ci_high": fit["ci_high"],
+                     "p_value": fit["p_value"], "n": int(fit["n"]), "events": int(fit["events"]),
+                     "n_exposed": int(lm[x].sum()), "late": int((day > L).sum()),
+                     "late_all": int((day_all > L).sum()),
+                     "estimable": bool(fit["estimable"]), "reason": fit["reason"]})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------
+# KMunicate-style figures in months
+# --------------------------------------------------------------------------------------------
+
+def kmunicate_table(df: pd.DataFrame, duration: str, event: str, group: str | None,
+                    times: Sequence[float]) -> pd.DataFrame:
+    """At risk (duration >= t), events and censored up to t, per group at each time (Morris et al. 2019)."""
+    rows = []
+    for label, sub in _groups(df, group):
+        d = _time_event(sub, duration, event)
+        t, e = d[duration].to_numpy(float), d[event].to_numpy(int)
+        for tt in times:
+            rows.append({"group": label, "time": float(tt), "n_risk": int((t >= tt).sum()),
+                         "n_events": int(((t <= tt) & (e == 1)).sum()),
+                         "n_censored": int(((t < tt) & (e == 0)).sum())})
+    return pd.DataFrame(rows, columns=["group", "time", "n_risk", "n_events", "n_censored"])
+
+
+def _median_mark(ax, curve: pd.DataFrame, median_days: float, color: str, scale: float) -> None:
+    """Dotted guide lines from the 50% level to the median, where the curve reaches it."""
+    if np.isfinite(median_days):
+        x = median_days / scale
+        ax.plot([0, x], [0.5, 0.5], linestyle=":", color=color, linewidth=1)
+        ax.plot([x, x], [0, 0.5], linestyle=":", color=color, linewidth=1)
+
+
+def month_ticks(tmax: float, step: float | None = None) -> list[float]:
+    """Axis ticks in months: quarterly up to a year, half-yearly up to four years, then yearly."""
+    step = step or (3.0 if tmax <= 12 else 6.0 if tmax <= 48 else 12.0)
+    return [float(t) for t in np.arange(0, max(tmax, step) + 1e-9, step)]
+
+
+def km_figure(df: pd.DataFrame, duration: str, event: str, group: str | None = None,
+              names: dict[str, str] | None = None, ylabel: str = "Survival probability",
+              xlabel: str = "Months since infusion", legend_title: str | None = None,
+              p_text: str | None = None, scale: float = 365.25 / 12, step: float | None = None,
+              everyone: str = "All patients"):
+    """A KMunicate-style figure: curves with 95% CI bands and censor marks, dotted medians, an optional
+    log-rank p, and under the axis a table of numbers at risk, events and censored per group (time in months)."""
+    import matplotlib.pyplot as plt
+
+    groups = _groups(df, group)
+    names = names or {}
+    tmax = float(pd.to_numeric(df[duration], errors="coerce").max()) / scale
+    ticks = month_ticks(tmax, step)
+    n_rows = 3 * len(groups)
+    fig = plt.figure(figsize=(7.2, 4.2 + 0.24 * n_rows))
+    grid = fig.add_gridspec(2, 1, height_ratios=[4.2, 0.24 * n_rows + 0.6], hspace=0.3)
+    ax, tab = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+    for i, (label, sub) in enumerate(groups):
+        curve = km_curve(sub, duration, event)
+        color = f"C{i}"
+        m = curve.assign(time=curve["time"] / scale)
+        _draw_step(ax, m, "surv", "ci_low", "ci_high", color, names.get(label, label if group else everyone))
+        cens = m[m["n_censor"] > 0]
+        ax.plot(cens["time"], cens["surv"], linestyle="none", marker="+", markersize=8, color=color)
+        _median_mark(ax, m, _r_quantile(curve["time"].to_numpy(), curve["surv"].to_numpy()), color, scale)
+    ax.set(xlim=(0, max(tmax, ticks[-1]) * 1.02), ylim=(0, 1.02), ylabel=ylabel, xticks=ticks)
+    ax.set_xlabel(xlabel)
+    ax.spines[["top", "right"]].set_visible(False)
+    if group:
+        ax.legend(title=legend_title, frameon=False, loc="upper right", fontsize=8, title_fontsize=8)
+    if p_text:
+        ax.text(0.02, 0.04, p_text, transform=ax.transAxes, fontsize=9)
+    _risk_rows(tab, kmunicate_table(df, duration, event, group, [t * scale for t in ticks]), groups,
+               names if group else {"all": everyone}, ticks, ax.get_xlim(), scale)
+    return fig
+
+
+def _risk_rows(tab, table: pd.DataFrame, groups, names: dict, ticks, xlim, scale: float) -> None:
+    """Draw the KMunicate rows (at risk, events, censored per group) on their own axes, aligned to the ticks."""
+    tab.set(xlim=xlim, ylim=(-0.5 * 0 - 3 * len(groups) + 0.5, 0.8))
+    tab.axis("off")
+    y = 0.0
+    for i, (label, _) in enumerate(groups):
+        rows = table[table["group"] == label]
+        title = names.get(label, label)
+        tab.text(xlim[0], y + 0.75, title, color=f"C{i}", fontsize=8, fontweight="bold", ha="left")
+        for what, col in (("At risk", "n_risk"), ("Events", "n_events"), ("Censored", "n_censored")):
+            tab.text(xlim[0] - 0.02 * (xlim[1] - xlim[0]), y, what, ha="right", va="center", fontsize=8)
+            for _, r in rows.iterrows():
+                tab.text(r["time"] / scale, y, f"{int(r[col])}", ha="center", va="center", fontsize=8)
+            y -= 0.8
+        y -= 0.9
+    tab.set_ylim(y + 0.6, 1.2)

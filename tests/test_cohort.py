@@ -59,7 +59,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
     found = messages(tmp_path)
     assert "ERROR: patients.csv, row 2, column 'os_event': found 'yes', expected 0 or 1 (true/false also accepted)." in found
     assert "ERROR: patients.csv, row 3, column 'bm_blasts_pct': found 180, expected at most 100%." in found
-    assert "ERROR: patients.csv, row 4, column 'best_response': found 'CRX', expected one of CR, CRi, PR, NR." in found
+    assert "ERROR: patients.csv, row 4, column 'best_response': found 'CRX', expected one of CR, CRi, PR, NR, NE." in found
 
 
 def test_missing_required_column_and_file(tmp_path):

@@ -96,6 +96,7 @@ def test_severity_frame_groups_and_markers():
     assert f["severe_vs_rest"].tolist() == ["mild/none", "severe", "mild/none"]
     assert f["any_vasopressor"].tolist() == [False, True, False]
     assert f.loc["P01", "pancytopenia"] and not f.loc["P02", "pancytopenia"]
+    assert not f["died_in_window"].any()
 
 
 # ------------------------------------------------------------------------------------ comparison
@@ -112,18 +113,60 @@ def _comparison_frame() -> pd.DataFrame:
 
 
 def test_compare_severity_hand_values():
-    c = cs.compare_severity(_comparison_frame(), "severe_vs_mild").set_index("variable")
+    c = cs.compare_severity(_comparison_frame(), "severe_vs_mild", described=True).set_index("variable")
     assert c.index.tolist() == ["temp_max_c", "any_vasopressor"]  # P6 (no group) and il6 dropped
+    # without `described`, only the tested family (any_vasopressor defines the ASTCT grade)
+    assert cs.compare_severity(_comparison_frame(), "severe_vs_mild")["variable"].tolist() == ["temp_max_c"]
     # exact Wilcoxon: all severe above all mild, 1 of C(5,2) = 10 arrangements each tail -> p = 0.2
     assert c.loc["temp_max_c", "p_value"] == pytest.approx(0.2)
     # Hodges-Lehmann: differences 3,2,1,4,3,2 -> median 2.5
     assert c.loc["temp_max_c", "effect"] == pytest.approx(2.5)
-    # Fisher: margins 2/3 x 2/3; P(a=2) = 1/10 is the only table as extreme -> p = 0.1
-    assert c.loc["any_vasopressor", "p_value"] == pytest.approx(0.1)
-    # BH over (0.2, 0.1): 0.1 * 2 / 1 = 0.2, 0.2 * 2 / 2 = 0.2
-    assert c["p_adj_bh"].tolist() == pytest.approx([0.2, 0.2])
     assert c.loc["temp_max_c", "domain"] == "vital signs"
     assert c.loc["temp_max_c", "n_group0"] == 3 and c.loc["temp_max_c", "n_group1"] == 2
+    assert c.loc["temp_max_c", "label"] == "Highest temperature, \u00b0C"
+
+
+def test_defining_features_are_described_not_tested():
+    # Vasopressors define ASTCT grade >= 3: summaries only, no p-value, outside the BH family, so the
+    # family is temperature alone and its q-value equals its p-value (BH over one test).
+    c = cs.compare_severity(_comparison_frame(), "severe_vs_mild", "astct", described=True).set_index("variable")
+    assert c.loc["any_vasopressor", "role"] == "defining" and np.isnan(c.loc["any_vasopressor", "p_value"])
+    assert c.loc["any_vasopressor", "summary_group1"] == "2/2 (100.0%)"
+    assert c.loc["temp_max_c", "role"] == "tested"
+    assert c.loc["temp_max_c", "p_adj_bh"] == pytest.approx(0.2)
+
+
+def test_bh_family_is_the_tested_markers_only():
+    # Add IL-6 with the same perfect separation (p = 0.2) and a lowest SBP (defining): BH over (0.2, 0.2) only.
+    f = _comparison_frame().assign(il6_max=[10.0, 20.0, 30.0, 400.0, 500.0, 1.0],
+                                   sbp_min_mmhg=[110.0, 100.0, 105.0, 70.0, 60.0, 80.0])
+    c = cs.compare_severity(f, "severe_vs_mild", "astct", described=True).set_index("variable")
+    assert c.loc[c["role"] == "tested"].index.tolist() == ["temp_max_c", "il6_max"]
+    assert c.loc[c["role"] == "tested", "p_adj_bh"].tolist() == pytest.approx([0.2, 0.2])
+    assert c.loc["sbp_min_mmhg", "role"] == "defining"
+
+
+def test_organ_grades_define_the_grade_under_lee_and_penn_only():
+    assert "creatinine_ctcae_ge3" in cs.DEFINING["lee2014"] and "alt_max" in cs.DEFINING["penn"]
+    assert "creatinine_max" not in cs.DEFINING["astct"] and "creatinine_ctcae_ge3" not in cs.DEFINING["ctcae5"]
+    for system in crs.SYSTEMS:
+        assert {"sbp_min_mmhg", "any_vasopressor", "any_oxygen"} <= set(cs.DEFINING[system])
+        assert "temp_max_c" not in cs.DEFINING[system]  # fever makes CRS, not severe CRS
+
+
+def test_ordinal_organ_grade_is_compared_at_grade_3_by_fisher():
+    # ALT grade >= 3 in 2 of 2 severe, 0 of 3 mild: Fisher p = 1 / C(5, 2) = 0.1 (one table as extreme)
+    f = _comparison_frame().assign(alt_ctcae_ge3=pd.array([False, False, False, True, True, True], dtype="boolean"))
+    c = cs.compare_severity(f, "severe_vs_mild").set_index("variable")
+    assert c.loc["alt_ctcae_ge3", "kind"] == cs.B and c.loc["alt_ctcae_ge3", "test"] == "Fisher's exact"
+    assert c.loc["alt_ctcae_ge3", "p_value"] == pytest.approx(0.1)
+
+
+def test_constant_marker_is_not_tested():
+    f = _comparison_frame().assign(ast_ctcae_ge3=pd.array([False] * 6, dtype="boolean"))
+    c = cs.compare_severity(f, "severe_vs_mild", described=True).set_index("variable")
+    assert c.loc["ast_ctcae_ge3", "role"] == "constant" and np.isnan(c.loc["ast_ctcae_ge3", "p_value"])
+    assert c.loc[c["role"] == "tested"].index.tolist() == ["temp_max_c"]
 
 
 def test_compare_severity_empty_when_one_group():
@@ -132,10 +175,20 @@ def test_compare_severity_empty_when_one_group():
 
 
 def test_worse_with_severe_counts_published_directions():
-    c = pd.DataFrame({"variable": ["temp_max_c", "sbp_min_mmhg", "il6_max", "pancytopenia"],
-                      "effect": [2.5, 5.0, 100.0, 3.0]})
-    # temp higher (worse), SBP higher (not worse: lower expected), IL-6 higher (worse); pancytopenia not an F9 marker
-    assert cs.worse_with_severe(c) == 2
+    c = pd.DataFrame({"variable": ["temp_max_c", "sbp_min_mmhg", "il6_max", "pancytopenia", "platelets_min"],
+                      "effect": [2.5, 5.0, 100.0, 3.0, -4.0],
+                      "role": ["tested", "defining", "tested", "tested", "tested"]})
+    # temp higher (worse), IL-6 higher (worse), platelets lower (worse); SBP defines the grade (not counted);
+    # pancytopenia is not an F9 marker
+    assert cs.worse_with_severe(c) == (3, 3)
+    assert cs.worse_with_severe(c.assign(effect=[-1.0, 5.0, 100.0, 3.0, 4.0])) == (1, 3)
+
+
+def test_died_in_window_flags_deaths_by_day_28():
+    pt = pd.DataFrame({"patient_id": ["P1", "P2", "P3", "P4"], "os_days": [12.0, 28.0, 29.0, 10.0],
+                       "os_event": pd.array([1, 1, 1, 0], dtype="Int64")})
+    # died day 12 and day 28 (inside days 0-28); died day 29 (outside); censored day 10 (not a death)
+    assert cs.died_in_window(pt).tolist() == [True, True, False, False]
 
 
 # ----------------------------------------------------------------------------- courses and heatmap
@@ -157,7 +210,7 @@ def test_peak_matrix_order_and_log():
     f = pd.DataFrame({"patient_id": ["P01", "P02", "P03", "P04"], "crs_grade": [1, 3, 0, 1],
                       "il6_max": [100.0, 1000.0, 10.0, 0.0], "crp_max": [1.0, 10.0, 100.0, 1.0]})
     m = cs.peak_matrix(f, ("il6", "crp", "ferritin"))
-    assert m.index.tolist() == ["P02 (g3)", "P01 (g1)", "P04 (g1)", "P03 (g0)"]
+    assert m.index.tolist() == ["P02 (grade 3)", "P01 (grade 1)", "P04 (grade 1)", "P03 (grade 0)"]
     assert m.columns.tolist() == ["il6", "crp"]  # ferritin absent
     assert m["il6"].iloc[[0, 1, 3]].tolist() == [3.0, 2.0, 1.0] and np.isnan(m["il6"].iat[2])  # log10(0) -> NaN
     assert m["crp"].tolist() == [1.0, 0.0, 0.0, 2.0]
@@ -169,7 +222,7 @@ def test_peak_matrix_order_and_log():
     cs.plot_peak_heatmap(m, ax=ax, max_patients=2)
     # first two pseudonyms P01, P02, kept in grade order; z over all 4 rows: il6 log10 peaks 3, 2, (NaN), 1
     # -> mean 2, sd 1: P02 z = +1, P01 z = 0.
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["P02 (g3)", "P01 (g1)"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["P02 (grade 3)", "P01 (grade 1)"]
     assert ax.get_images()[0].get_array()[:, 0].tolist() == [1.0, 0.0]
     assert ax.get_title() == "Showing the first 2 of 4 patients (pseudonym order)"
     plt.close(fig)
@@ -261,3 +314,115 @@ def test_max_grade_drivers_and_disagreements():
     assert d.index.tolist() == ["A", "B", "C"]  # severe_agree False in test_agreement_table_hand_grades
     assert d.loc["B", "penn"] == "3 (hypoxia:supplemental_o2)"
     assert d.columns.tolist() == list(crs.SYSTEMS)
+
+
+# ------------------------------------------------------- course, treatment and timeline (helpers.crs, cs)
+
+def _graded(rows: dict[str, list[tuple[float, int]]]) -> pd.DataFrame:
+    """{patient: [(day, grade), ...]} -> a graded table as crs.grade_daily returns it (one scale)."""
+    return pd.DataFrame([{"patient_id": p, "day": float(d), "system": "astct", "grade": g}
+                         for p, days in rows.items() for d, g in days])
+
+
+COURSE = {
+    # A: CRS days 1-2, three CRS-free days (3, 4, 5), CRS again on day 6 -> two episodes (recurrence)
+    "A": [(0, 0), (1, 1), (2, 3), (3, 0), (4, 0), (5, 0), (6, 2), (7, 0)],
+    # B: CRS on days 1 and 4, only two CRS-free days between -> one episode of 4 calendar days
+    "B": [(0, 0), (1, 2), (2, 0), (3, 0), (4, 1), (5, 0)],
+    "C": [(0, 0), (1, 0), (2, 0)],  # no CRS
+}
+
+
+def test_episode_counts_gap_rule():
+    assert crs.episode_counts(_graded(COURSE)).to_dict() == {"A": 2, "B": 1, "C": 0}
+    # with a 4-day rule, A's three CRS-free days no longer end the first episode
+    assert crs.episode_counts(_graded(COURSE), gap_days=4).to_dict() == {"A": 1, "B": 1, "C": 0}
+
+
+def test_course_table_hand_values():
+    c = crs.course_table(_graded(COURSE)).set_index("patient_id")
+    assert c.loc["A", ["onset_day", "duration_days", "day_of_max", "onset_to_max_days"]].tolist() == [1, 6, 2, 1]
+    assert c.loc["A", "recurrence"] and not c.loc["B", "recurrence"]
+    assert c.loc["B", ["onset_day", "duration_days", "crs_days", "episodes"]].tolist() == [1, 4, 2, 1]
+    assert not c.loc["C", "crs_any"] and c.loc["C", "episodes"] == 0 and np.isnan(c.loc["C", "onset_day"])
+
+
+def test_course_table_death_from_crs_is_grade_5_on_the_day_of_death():
+    patients = pd.DataFrame({"patient_id": ["A", "B", "C"], "os_days": [9.0, 400.0, 300.0],
+                             "death_cause": ["crs", None, None]})
+    c = crs.course_table(_graded(COURSE), patients).set_index("patient_id")
+    assert c.loc["A", ["max_grade", "day_of_max", "onset_to_max_days"]].tolist() == [5, 9, 8]
+
+
+def _treatment_daily() -> pd.DataFrame:
+    """A: tocilizumab day 2, steroids day -1 (before infusion, ignored) and 3; B: a vasopressor on CRS day 4
+    and on CRS-free day 2; C: CPAP on a CRS-free day."""
+    return frame([
+        day_row(-1, "A", steroids=1), day_row(1, "A"), day_row(2, "A", tocilizumab=1), day_row(3, "A", steroids=1),
+        day_row(1, "B"), day_row(2, "B", vasopressors=1), day_row(4, "B", vasopressors=1),
+        day_row(1, "C", oxygen="cpap"),
+    ])
+
+
+def test_treatment_table_hand_values():
+    g = _graded(COURSE)
+    t = crs.treatment_table(_treatment_daily(), crs.course_table(g), g).set_index("patient_id")
+    assert t.loc["A", ["tocilizumab", "tocilizumab_first_day", "tocilizumab_from_onset"]].tolist() == [True, 2, 1]
+    assert t.loc["A", ["steroids", "steroids_first_day", "steroids_from_onset", "steroids_days"]].tolist() == \
+        [True, 3, 2, 1]
+    assert not t.loc["B", "tocilizumab"] and np.isnan(t.loc["B", "tocilizumab_from_onset"])
+    assert t["any_vasopressor"].tolist() == [False, True, False]   # B's day-4 pressor is on a CRS day
+    assert t["positive_pressure"].tolist() == [False, False, False]  # C's CPAP day is not a CRS day
+
+
+def test_treatment_table_absent_column_is_not_recorded():
+    g = _graded(COURSE)
+    daily = _treatment_daily().drop(columns=["steroids", "oxygen"])
+    t = crs.treatment_table(daily, crs.course_table(g), g)
+    assert t["steroids"].isna().all() and t["positive_pressure"].isna().all()
+    assert t["tocilizumab"].tolist() == [True, False, False]
+
+
+def test_fatal_cells_put_grade_5_on_the_day_of_death():
+    patients = pd.DataFrame({"patient_id": ["A", "B", "C"], "os_days": [7.0, 12.0, 300.0],
+                             "death_cause": ["crs", "crs", "relapse"]})
+    cells = cs.fatal_cells(_graded(COURSE), patients)
+    five = cells[cells["grade"] == 5].sort_values("patient_id")
+    assert five[["patient_id", "day"]].to_numpy().tolist() == [["A", 7.0], ["B", 12.0]]
+    assert len(cells[(cells["patient_id"] == "A") & (cells["day"] == 7.0)]) == 1  # replaces A's day-7 grade 0
+    fig, ax = plt.subplots()
+    cs.plot_timeline(_graded(COURSE), _treatment_daily(), patients, ax=ax)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Grade 5 (death from CRS)" in legend and "Tocilizumab" in legend and "No CRS (grade 0)" in legend
+    assert "#000000" in {matplotlib.colors.to_hex(c) for c in ax.collections[0].get_facecolors()}
+    plt.close(fig)
+
+
+def test_small_groups_are_drawn_as_points():
+    # two severe patients (< 5): drawn as each patient's values; five mild: median line and IQR band
+    rows = [(f"M{i}", 1, "il6", 10.0 * i) for i in range(1, 6)] + [("S1", 1, "il6", 500.0), ("S2", 1, "il6", 900.0)]
+    labs = labs_long(rows)
+    groups = pd.DataFrame({"patient_id": [r[0] for r in rows], "crs_group": ["mild"] * 5 + ["severe"] * 2})
+    tc = cs.time_course(labs, groups, ("il6",))
+    assert tc.set_index("crs_group")["group_n"].to_dict() == {"mild": 5, "severe": 2}
+    fig, axes = plt.subplots(1, 2, squeeze=False)
+    cs.plot_time_courses(tc, ("il6",), axes, values=cs.course_values(labs, groups, ("il6",)))
+    ax = axes[0, 0]
+    assert ax.get_title() == "IL-6, pg/mL" and not axes[0, 1].get_visible()
+    names = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert names == ["Mild CRS (median, IQR)", "Severe CRS (each patient)"]
+    assert len(ax.get_lines()) == 3  # one median line + one line per severe patient
+    plt.close(fig)
+
+
+def test_labels_for_markers_and_drivers():
+    from helpers import labels
+
+    assert labels.marker("il6_max") == "Highest IL-6, pg/mL"
+    assert labels.marker("platelets_min") == "Lowest platelets, \u00d710\u2079/L"
+    assert labels.marker("aptt_max") == "Longest aPTT, s"
+    assert labels.marker("creatinine_ctcae_ge3") == "Creatinine, CTCAE v5.0 grade \u22653"
+    assert labels.crs_driver("hypotension:one_pressor") == "hypotension on one vasopressor"
+    assert labels.crs_driver("organ:alt_ctcae3+") == "ALT CTCAE grade \u22653"
+    assert labels.crs_driver("fever+hypoxia:nonrebreather") == "fever and non-rebreather mask"
+    assert labels.crs_group("none") == "No CRS"

@@ -1,4 +1,4 @@
-"""Tests for helpers.describe: groupings, Table 1 as displayed, flow counts and diagram, product panels, follow-up."""
+"""Tests for helpers.describe: groupings, variables available, flow counts and exits, product panels, follow-up."""
 from __future__ import annotations
 
 import math
@@ -57,37 +57,8 @@ def test_available_variables_lists_absent_labels():
     kinds, labels, absent = describe.available_variables(_pt())
     assert list(kinds) == ["age_years", "sex", "car_dose_per_kg", "product_naive_pct", "product_em_pct"]
     assert kinds["sex"] == "categorical" and labels["age_years"] == "Age, years"
+    assert labels["car_dose_per_kg"] == "CAR-T dose, \u00d710\u2076 cells/kg"
     assert "Philadelphia chromosome positive" in absent and "LDH, U/L" in absent
-
-
-def test_baseline_table_values_by_hand():
-    pt = _pt()
-    t = describe.baseline_table(pt, describe.remission_groups(pt))
-    assert list(t.columns) == ["Characteristic", "Overall (N=5)", "No remission (N=2)",
-                               "Remission (CR/CRi) (N=3)", "p-value", "Test"]
-    row = t.set_index("Characteristic")
-    # dose in 10^6/kg: 1, 2, 1, 0.5, 1 -> sorted 0.5 1 1 1 2; median 1; type-7 Q1 = 1, Q3 = 1; 1 decimal (median >= 1)
-    assert row.loc["CAR-T dose, x10^6 cells/kg", "Overall (N=5)"] == "1.0 (IQR 1.0-1.0), range 0.5-2.0"
-    # no remission: 0.5, 1 -> median 0.75 (0.75 is exact in binary; round-half-even prints 0.8); Q1 0.625 -> 0.6, Q3 0.875 -> 0.9
-    assert row.loc["CAR-T dose, x10^6 cells/kg", "No remission (N=2)"] == "0.8 (IQR 0.6-0.9), range 0.5-1.0"
-    assert row.loc["CAR-T dose, x10^6 cells/kg", "Test"].startswith("Wilcoxon rank-sum")
-    # age: 30, 40, NaN, 20, 50 -> overall median of 20 30 40 50 = 35; one Missing row with the count
-    assert row.loc["Age, years", "Overall (N=5)"] == "35 (IQR 28-42), range 20-50"
-    missing = t[t["Characteristic"].str.strip() == "Missing"]
-    assert missing["Overall (N=5)"].tolist() == ["1", "1"]  # age and naive share each miss one value
-    # sex F: 2 of 5 = 40.0%; remission group F: P01, P03 = 2 of 3
-    assert row.loc["    F", "Overall (N=5)"] == "2 (40.0%)"
-    assert row.loc["    F", "Remission (CR/CRi) (N=3)"] == "2 (66.7%)"
-    assert row.loc["Sex", "Test"] == "Fisher's exact"
-    # sex 2x2: remission (F2, M1) vs no remission (F0, M2): Fisher p = P(table) + more extreme
-    # hypergeometric over a = F in remission: P(a=2) = C(2,2)C(3,1)/C(5,3) = 3/10, P(a=0) = 1/10 (C(3,3)=1),
-    # P(a=1) = 6/10; two-sided p = 3/10 + 1/10 = 0.4 -> '0.40'
-    assert row.loc["Sex", "p-value"] == "0.40"
-
-
-def test_baseline_table_overall_only():
-    t = describe.baseline_table(_pt())
-    assert list(t.columns) == ["Characteristic", "Overall (N=5)"]
 
 
 def test_flow_counts_by_hand():
@@ -105,17 +76,6 @@ def test_flow_counts_enrolled_and_no_mrd():
     assert f.loc[1, "not_next_reason"] == "not infused"
 
 
-def test_plot_flow_boxes_and_side_notes():
-    fig, ax = plt.subplots()
-    out = describe.plot_flow(describe.flow_counts(_pt()), ax=ax)
-    texts = [t.get_text() for t in ax.texts]
-    assert out is ax
-    assert "Remission (CR/CRi)\nn = 3" in texts and "Infused\nn = 5" in texts
-    assert "2 without remission" in texts and "1 MRD-positive or not tested" in texts
-    assert not any(t.startswith("0 ") for t in texts)  # nobody lost between infusion and evaluation: no note
-    plt.close(fig)
-
-
 def test_product_panels_and_long_form():
     pt = _pt()
     assert describe.product_panels(pt) == ["dose", "subsets"]  # no CD4/CD8 -> no ratio panel
@@ -126,28 +86,53 @@ def test_product_panels_and_long_form():
     assert long.loc[long["patient_id"] == "P04", "pct"].tolist() == [30.0, 20.0]
 
 
-def test_plot_product_draws_one_axes_per_panel():
-    pt = _pt()
-    panels = describe.product_panels(pt)
-    fig, axes = plt.subplots(1, len(panels))
-    out = describe.plot_product(pt, panels, axes, describe.remission_groups(pt))
-    assert out[0].get_ylabel() == "CAR-T dose, x10^6 cells/kg" and out[0].get_yscale() == "log"
-    assert out[1].get_ylabel() == "Share of product T cells, %"
-    assert [t.get_text() for t in out[1].get_xticklabels()] == ["Naive\n(n=4)", "Effector memory\n(n=5)"]
-    plt.close(fig)
-
-
 def test_followup_reverse_km_by_hand():
     # times 10 20 30 40 50, deaths at 10 and 30. Reverse KM: 'events' = censorings at 20, 40, 50.
     # at 20: 4 at risk (10 left) -> S = 3/4; at 40: 2 at risk -> 3/4 * 1/2 = 0.375 <= 0.5 -> median 40
     fu = describe.followup(_pt())
     assert fu["median"] == 40.0
     assert fu["n_censored"] == 3 and fu["min"] == 20.0 and fu["max"] == 50.0
-    assert fu["formatted"].startswith("40 days (95% CI ")
 
 
 def test_followup_without_censoring_says_so():
     pt = _pt().assign(os_event=pd.array([1] * 5, dtype="Int64"))
     fu = describe.followup(pt)
-    assert fu["n_censored"] == 0 and fu["formatted"] == "not estimable: no patient was censored"
+    assert fu["n_censored"] == 0
     assert math.isinf(fu["median"])
+
+
+def _ne_fixture() -> pd.DataFrame:
+    """Nine hand-built patients for the flow with NE: assessment (landmark) day 28.
+
+    P01 CR MRD-neg, P02 CR MRD-neg, P03 CR MRD-pos, P04 CRi MRD not tested, P05 PR, P06 NR, P07 NE died day 12,
+    P08 NE alive, last seen day 20 (left before assessment), P09 NE died day 40 (not an early death).
+    """
+    return pd.DataFrame({
+        "patient_id": [f"P0{i}" for i in range(1, 10)],
+        "best_response": ["CR", "CR", "CR", "CRi", "PR", "NR", "NE", "NE", "NE"],
+        "remission": [True] * 4 + [False] * 5,
+        "mrd_negative": pd.array([True, True, False, None, None, None, None, None, None], dtype="boolean"),
+        "os_days": [400.0, 300.0, 200.0, 100.0, 90.0, 60.0, 12.0, 20.0, 40.0],
+        "os_event": pd.array([0, 0, 1, 1, 1, 1, 1, 0, 1], dtype="Int64"),
+    })
+
+
+def test_ne_patients_are_not_evaluable():
+    pt = _ne_fixture()
+    assert describe.evaluable(pt).tolist() == [True] * 6 + [False] * 3
+    f = describe.flow_counts(pt)
+    assert f["n"].tolist() == [9, 6, 4, 2]  # infused, evaluable (9 - 3 NE), remission, MRD-negative
+    assert f["not_next"].tolist() == [0, 3, 2, 2]
+
+
+def test_flow_exits_give_the_reason_at_each_step():
+    ex = describe.flow_exits(_ne_fixture(), assessment_day=28, enrolled=11).set_index(["stage", "reason"])["n"]
+    assert ex[("Infused", "not infused")] == 2
+    # NE: P07 died on day 12 <= 28; P08 alive (left) and P09 died on day 40 after the assessment day
+    assert ex[("Evaluable for response", "died before response assessment")] == 1
+    assert ex[("Evaluable for response", "not assessed for another reason")] == 2
+    assert ex[("Remission", "PR")] == 1 and ex[("Remission", "NR")] == 1
+    assert ex[("MRD-negative remission", "MRD-positive")] == 1 and ex[("MRD-negative remission", "MRD not tested")] == 1
+    # a stricter remission definition (CR only) moves the CRi patient into the exits of the remission step
+    strict = describe.flow_exits(_ne_fixture(), 28, remission_responses=("CR",)).set_index(["stage", "reason"])["n"]
+    assert strict[("Remission", "CRi")] == 1

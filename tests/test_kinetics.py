@@ -457,11 +457,16 @@ def test_literature_table_and_reference_comparison():
                            "auc_0_28": [1e5, 4e5, 1e4], "tmax": [7.0, 14.0, 10.0], "tlast": [28.0, 90.0, 14.0]})
     groups = {"remission": kr.remission_groups(_pt(remission=[True, True, False]))}
     summary = kr.summary_long(params, groups)
-    wide = kr.literature_table(summary)
-    assert list(wide.columns) == ["parameter", "statistic", "Overall", kr.REMISSION, kr.NO_REMISSION]
-    assert wide.loc[0, kr.REMISSION] == "32,700 (127%), n=2"
-    assert wide.loc[2, kr.REMISSION] == "10.5 (7\u201314), n=2"
-    assert wide.loc[0, kr.NO_REMISSION] == "1,000 (NA%), n=1"
+    wide = kr.literature_frame(summary, {"Overall": 3, kr.REMISSION: 2, kr.NO_REMISSION: 1}).set_index("Group")
+    assert list(wide.columns) == ["Split", "Cmax, copies/\u00b5g DNA", "AUC\u2080\u208b\u2082\u2088, copies/\u00b5g DNA \u00d7 day",
+                                  "Tmax, day", "Tlast, day"]
+    assert wide.index.tolist() == ["Overall, N = 3", f"{kr.REMISSION}, N = 2", f"{kr.NO_REMISSION}, N = 1"]
+    assert wide.loc[f"{kr.REMISSION}, N = 2", "Cmax, copies/\u00b5g DNA"] == "32,700 (127%)"
+    assert wide.loc[f"{kr.REMISSION}, N = 2", "Tmax, day"] == "10.5 (7\u201314)"
+    assert wide.loc[f"{kr.NO_REMISSION}, N = 1", "Cmax, copies/\u00b5g DNA"] == "1,000"  # one value: no geometric CV
+    assert wide["Split"].tolist() == ["All patients", "By remission", "By remission"]
+    fewer = kr.literature_frame(summary, {"Overall": 3, kr.REMISSION: 3, kr.NO_REMISSION: 1}).set_index("Group")
+    assert fewer.loc[f"{kr.REMISSION}, N = 3", "Cmax, copies/\u00b5g DNA"] == "32,700 (127%); n = 2"  # fewer than N
     comp = kr.reference_comparison(summary, 28).set_index(["group", "parameter"])
     assert comp.loc[(kr.REMISSION, "cmax"), "ratio"] == pytest.approx(1.0)
     assert comp.loc[(kr.REMISSION, "tmax"), "ratio"] == pytest.approx(10.5 / 9.8)

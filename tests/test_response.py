@@ -147,7 +147,7 @@ def test_plot_swimmer_lanes_are_pseudonyms():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["P03", "P02", "P01", "P04"]
     assert [p.get_width() for p in ax.patches] == [15.0, 50.0, 100.0, 200.0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "Allo-HSCT" in labels and "Death" in labels and "Best response PR" in labels
+    assert "Allo-HSCT" in labels and "Death" in labels and "Best response: PR" in labels
     assert ax.get_title() == ""
     plt.close(fig)
 
@@ -166,13 +166,19 @@ def test_plot_swimmer_caps_lanes_at_first_pseudonyms():
 
 
 def test_crs_peak_by_response_counts():
+    from helpers import response_report
+
     pt = _swimmer_fixture().assign(crs_grade=pd.array([0, 3, 1, 3], dtype="Int64"),
                                    log10_peak=[4.1, 3.2, 5.3, 2.4])
-    t = response.crs_peak_by_response(pt, describe.remission_groups(pt)).set_index("Characteristic")
-    assert list(t.columns) == ["Overall (N=4)", "No remission (N=2)", "Remission (CR/CRi) (N=2)"]
-    assert t.loc["    3", "No remission (N=2)"] == "2 (100.0%)" and t.loc["    3", "Remission (CR/CRi) (N=2)"] == "0 (0.0%)"
+    groups = pd.Series(pd.Categorical(["Remission", "No remission", "Remission", "No remission"],
+                                      categories=["No remission", "Remission"]), index=pt.index)
+    frame, indent = response_report.crs_peak_frame(pt, groups)
+    t = frame.set_index("Characteristic")
+    assert list(t.columns) == ["Overall, N = 4", "No remission, N = 2", "Remission, N = 2"]
+    assert t.loc["3", "No remission, N = 2"] == "2 (100.0%)" and t.loc["3", "Remission, N = 2"] == "0 (0.0%)"
+    assert indent == [1, 2, 3, 4, 5, 6]  # grades 0-5 indented under 'Maximum CRS grade'
     # remission peaks 4.1 and 5.3: median 4.7, type-7 Q1 = 4.1 + 0.25 * 1.2 = 4.4, Q3 = 5.0; 1 decimal (median >= 1)
-    assert t.loc["Peak expansion, log10 copies/ug DNA", "Remission (CR/CRi) (N=2)"] == "4.7 (IQR 4.4-5.0), range 4.1-5.3"
+    assert t.loc["Peak CAR-T expansion, log\u2081\u2080 copies/\u00b5g DNA", "Remission, N = 2"] == "4.7 (4.4, 5.0)"
 
 
 def test_time_to_remission_summarises_recorded_days_only():
@@ -182,3 +188,18 @@ def test_time_to_remission_summarises_recorded_days_only():
     # recorded: 14 and 35 -> median 24.5, range 14-35; the assumed 28 is not a measurement
     assert response.time_to_remission(pt) == {"n_responders": 3, "n_recorded": 2, "median": 24.5,
                                               "min": 14.0, "max": 35.0}
+
+
+def test_ne_row_and_rate_among_evaluable():
+    resp = ["CR"] * 15 + ["CRi"] + ["PR"] * 3 + ["NR"] * 3 + ["NE"] * 2
+    pt = pd.DataFrame({"best_response": resp, "remission": [r in ("CR", "CRi") for r in resp]})
+    t = response.best_response_table(pt).set_index("response")
+    assert t.index.tolist() == ["CR", "CRi", "PR", "NR", "NE"] and t.loc["NE", "n"] == 2 and (t["N"] == 24).all()
+    r = response.response_rates(pt).set_index("term")
+    assert (r.loc["Remission", "k"], r.loc["Remission", "n"]) == (16, 24)
+    # 16 of the 22 evaluable: exact CI as scipy's Clopper-Pearson
+    ref = ss.binomtest(16, 22).proportion_ci(method="exact")
+    row = r.loc["Remission, of evaluable patients"]
+    assert (row["k"], row["n"]) == (16, 22)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ref.low, ref.high), rel=1e-9)
+    assert "Remission, of evaluable patients" not in response.response_rates(pt[pt["best_response"] != "NE"])["term"].tolist()
