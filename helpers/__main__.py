@@ -81,12 +81,21 @@ def _validate(args) -> int:
     """Print the grouped report, the sections that will be skipped and the verdict; write the full list."""
     from helpers.cohort import validate
 
+    from concurrent.futures import ProcessPoolExecutor
+
     cohort = Path(args.cohort)
-    report, loaded = validate(cohort)
-    code = 0 if report.ok else 2
+    try:
+        with ProcessPoolExecutor(max_workers=1) as pool:  # the chapters' imports load beside the validation
+            pending = pool.submit(_requirements)
+            report, loaded = validate(cohort)
+            requirements = pending.result()
+    except (OSError, RuntimeError):  # no worker process available: do it in turn
+        report, loaded = validate(cohort)
+        requirements = _requirements()
     lines = report.text().splitlines()
     verdict = lines.pop()
-    lines += _readiness_lines(loaded)
+    lines += _readiness_lines(loaded, requirements)
+    code = 0 if report.ok else 2
     if report.problems or args.report:
         default = (cohort if cohort.is_dir() else cohort.parent) / "validation_report.csv"
         try:
@@ -100,19 +109,35 @@ def _validate(args) -> int:
     return code
 
 
-def _readiness_lines(cohort) -> list[str]:
-    """What each chapter section needs and whether this cohort has it (helpers.sections), when buildable."""
-    if cohort is None:
-        return []
-    from helpers.sections import readiness
+def _requirements() -> list:
+    """Every chapter section's declared inputs (importing the report modules registers them; run in a worker)."""
+    import importlib
 
-    table = readiness(cohort)
-    if table.empty:
+    from helpers import sections
+
+    for module in sections.REPORT_MODULES:
+        importlib.import_module(module)
+    return list(sections.REGISTRY.values())
+
+
+def _readiness_lines(cohort, requirements: list) -> list[str]:
+    """What each chapter section needs and whether this cohort has it (helpers.sections), when buildable."""
+    if cohort is None or not requirements:
         return []
-    skipped = table[~table["ready"].astype(bool)]
+    import pandas as pd
+
+    from helpers.sections import missing
+
+    rows = [(r.section, r.what, missing(cohort, r.tables, dict(r.columns))) for r in requirements]
+    table = pd.DataFrame(rows, columns=["section", "what", "reason"])
+    table["ready"] = table["reason"].isna()
+    table["reason"] = table["reason"].fillna("")
+    skipped = table[~table["ready"]]
+    if skipped.empty:
+        return [f"Chapter sections: all {len(table)} ready."]
     lines = [f"SKIPPED: {r.what} ({r.section}): {r.reason}." for r in skipped.itertuples()]
     return lines + [f"Chapter sections: {len(table) - len(skipped)} of {len(table)} ready; {len(skipped)} will "
-                    "be skipped (the page says why)."]
+                    "be skipped (each page says why)."]
 
 
 def _prepare(args) -> int:

@@ -14,15 +14,22 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import pint
-
 from helpers import contract
 
-_REGISTRY = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
-# IU (international units, bioassay-defined) must never equal U (enzyme units, umol/min).
-_REGISTRY.define("international_unit = [bioassay] = IU")
-_REGISTRY.define("cells = [] ")
-_REGISTRY.define("copies = []")
+
+
+@lru_cache(maxsize=1)
+def registry() -> "pint.UnitRegistry":
+    """The unit registry, built on first use (building it takes about half a second; most loads never need it)."""
+    import pint
+
+    reg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    # IU (international units, bioassay-defined) must never equal U (enzyme units, umol/min).
+    reg.define("international_unit = [bioassay] = IU")
+    reg.define("cells = []")
+    reg.define("copies = []")
+    return reg
+
 
 # D-dimer qualifiers: FEU (fibrinogen-equivalent units) and DDU (D-dimer units).
 DDIMER_QUALIFIERS = ("FEU", "DDU")
@@ -72,7 +79,7 @@ def _quantity(expression: str):
     if not expression:
         return None
     try:
-        return _REGISTRY.parse_expression(expression)
+        return registry().parse_expression(expression)
     except Exception:  # pint raises several error types for unknown or malformed units
         return None
 
@@ -104,7 +111,7 @@ def factor(analyte: str, found: str) -> float | None:
         mass = contract.MOLAR_MASS_G_PER_MOL.get(analyte)
         if mass is None:
             return None
-        molar = _REGISTRY.Quantity(mass, "g/mol")
+        molar = registry().Quantity(mass, "g/mol")
         ratio = ratio / molar if (ratio / molar).dimensionless else ratio * molar
         if not ratio.dimensionless:
             return None
@@ -132,6 +139,8 @@ def is_ambiguous(analyte: str, found: str) -> bool:
 def same_unit(a: str, b: str) -> bool:
     """True when two spellings name the same unit (factor exactly 1, same qualifier)."""
     (x, qx), (y, qy) = spelling(a), spelling(b)
+    if (x, qx) == (y, qy):
+        return True  # same spelling once normalised: no need for the registry
     qa, qb = _quantity(x), _quantity(y)
     if qx != qy or qa is None or qb is None:
         return x == y and qx == qy

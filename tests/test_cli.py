@@ -57,12 +57,12 @@ def test_validate_writes_the_full_report_beside_the_cohort_or_where_asked(tmp_pa
 def test_validate_lists_the_sections_a_cohort_will_skip(tmp_path, capsys, monkeypatch):
     from helpers import sections
 
-    monkeypatch.setitem(sections.REGISTRY, "crs_report.timeline", sections.Requirement(
-        "crs_report.timeline", "CRS timelines", ("daily",), ()))
+    monkeypatch.setitem(sections.REGISTRY, "fake_report.needs_daily", sections.Requirement(
+        "fake_report.needs_daily", "CRS timelines", ("daily",), ()))
     (tmp_path / "patients.csv").write_text("patient_id,best_response,os_days,os_event\nX,CR,10,0\n")
     assert main(["validate", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert ("SKIPPED: CRS timelines (crs_report.timeline): this cohort has no daily clinical record (daily.csv)."
+    assert ("SKIPPED: CRS timelines (fake_report.needs_daily): this cohort has no daily clinical record (daily.csv)."
             in out)
     assert out[-1] == "0 error(s), 3 warning(s): buildable."
 
