@@ -64,7 +64,7 @@ OXYGEN_DEVICES = (
 DEATH_CAUSES = ("relapse", "crs", "infection", "other")
 
 # Analyte vocabulary with canonical units. Values in other units are converted by the loader
-# only where the conversion is a fixed factor (see UNIT_CONVERSIONS), never guessed.
+# only where the conversion is a fixed factor (helpers.units: pint, UNIT_CONVERSIONS, molar masses), never guessed.
 ANALYTES: dict[str, tuple[str, str]] = {
     "il6": ("pg/mL", "interleukin-6"),
     "ifng": ("pg/mL", "interferon-gamma"),
