@@ -24,7 +24,8 @@ import yaml
 
 from helpers.paths import BUILD_DIR, NOTEBOOKS_DIR, PROJECT_ROOT, SHIPPED_COHORT, resolve
 
-CHAPTERS = ("01_cohort.ipynb", "02_response.ipynb", "03_survival.ipynb", "04_crs.ipynb", "05_kinetics.ipynb")
+CHAPTERS = ("01_cohort.ipynb", "02_response.ipynb", "03_survival.ipynb", "04_crs.ipynb", "04b_toxicity.ipynb",
+            "05_kinetics.ipynb")
 EXTRA_NOTEBOOKS = ("book/findings.ipynb", "book/reproduction.ipynb", "book/reproducibility.ipynb")
 SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
 CACHE_DIR = BUILD_DIR / ".cache"

@@ -61,7 +61,11 @@ OXYGEN_DEVICES = (
     "none", "low_flow", "high_flow", "facemask", "nonrebreather", "venturi",
     "cpap", "bipap", "mechanical_ventilation",
 )
-DEATH_CAUSES = ("relapse", "crs", "infection", "other")
+DEATH_CAUSES = ("relapse", "crs", "infection", "other", "icans")
+# ICANS domains, ASTCT 2019 consensus (Lee DW et al., Biol Blood Marrow Transplant 2019;25:625-638).
+CONSCIOUSNESS_LEVELS = ("alert", "awakens_spontaneously", "awakens_to_voice", "awakens_to_tactile", "unarousable")
+SEIZURE_KINDS = ("none", "rapidly_resolving", "prolonged_or_repetitive")
+CEREBRAL_EDEMA_KINDS = ("none", "focal", "diffuse")
 
 # Analyte vocabulary with canonical units. Values in other units are converted by the loader
 # only where the conversion is a fixed factor (helpers.units: pint, UNIT_CONVERSIONS, molar masses), never guessed.
@@ -86,6 +90,9 @@ ANALYTES: dict[str, tuple[str, str]] = {
     "hemoglobin": ("g/L", "haemoglobin"),
     "platelets": ("10^9/L", "platelets"),
     "ldh": ("U/L", "lactate dehydrogenase"),
+    # B-cell aplasia, the pharmacodynamic marker of CD19 CAR-T persistence, and its consequence.
+    "cd19_b_cells": ("cells/uL", "CD19+ B cells in blood"),
+    "igg": ("g/L", "immunoglobulin G"),
 }
 
 # (analyte, unit found) -> factor to the canonical unit. Only unambiguous, fixed factors.
@@ -101,6 +108,9 @@ UNIT_CONVERSIONS: dict[tuple[str, str], float] = {
     ("anc", "10^3/uL"): 1.0,
     ("platelets", "10^3/uL"): 1.0,
     ("d_dimer", "ug/mL FEU"): 1.0,
+    ("cd19_b_cells", "cells/mm3"): 1.0,
+    ("cd19_b_cells", "10^9/L"): 1000.0,
+    ("igg", "mg/dL"): 0.01,
 }
 
 _ID = Column("patient_id", "text", "Study identifier; never published (the book shows P01, P02, ... in file order).",
@@ -152,6 +162,9 @@ PATIENTS = Table(
         Column("icans_grade_reported", "integer", "ICANS grade as recorded by the centre.",
                minimum=0, maximum=5),
         Column("death_cause", "category", "Cause of death; blank if alive.", allowed=DEATH_CAUSES),
+        Column("lymphodepletion_day", "number", "First day of lymphodepleting chemotherapy (e.g. -5); the "
+               "CAR-HEMATOTOX baseline is the last value on or before it. Blank: day -5 is assumed.",
+               unit="days", minimum=-60, maximum=0),
     ),
     key=("patient_id",),
     used_by="every chapter",
@@ -198,6 +211,21 @@ DAILY = Table(
                unit="ug/min", minimum=0, maximum=500),
         Column("fluid_boluses", "integer", "IV fluid boluses given for hypotension that day.", minimum=0, maximum=20),
         Column("coag_replacement", "flag", "FFP, cryoprecipitate or fibrinogen concentrate given for coagulopathy."),
+        # Optional ICANS domains (ASTCT 2019 consensus); absent or blank = not assessed that day.
+        Column("ice_score", "integer", "Immune effector Cell-associated Encephalopathy score (age >= 12): "
+               "orientation 4, naming 3, commands 3, writing 1, attention 1.", minimum=0, maximum=10),
+        Column("capd_score", "integer", "Cornell Assessment of Pediatric Delirium (children under 12); "
+               "higher is worse.", minimum=0, maximum=32),
+        Column("consciousness", "category", "Level of consciousness (worst of the day).",
+               allowed=CONSCIOUSNESS_LEVELS),
+        Column("seizure", "category", "Seizure: rapidly_resolving = any clinical seizure resolving rapidly or "
+               "non-convulsive on EEG resolving with intervention; prolonged_or_repetitive = > 5 min or "
+               "repetitive without return to baseline.", allowed=SEIZURE_KINDS),
+        Column("motor_weakness", "flag", "Deep focal motor weakness (hemiparesis, paraparesis)."),
+        Column("cerebral_edema", "category", "Cerebral oedema: focal on neuroimaging; diffuse = diffuse on "
+               "imaging, decerebrate/decorticate posturing, cranial nerve VI palsy, papilloedema or Cushing's triad.",
+               allowed=CEREBRAL_EDEMA_KINDS),
+        Column("icans_other_cause", "flag", "The day's neurological findings are attributed to another cause."),
     ),
     key=("patient_id", "day"),
     used_by="chapter 4 (CRS grading from the raw record)",

@@ -8,14 +8,22 @@ Four scales, each applied day by day to the `daily` table of the data contract:
 - ``penn``    Porter D et al., J Hematol Oncol 2018;11:35 (Penn grading scale).
 
 The same CRS-day gate is used for every scale, so the scales differ only in how a CRS day is
-graded, never in which days count as CRS: a day is a CRS day when it has a qualifying fever, or
-(ASTCT rule) when it falls on/after the first tocilizumab/steroid day that followed a qualifying
-fever. Everything a source leaves open is a field of :class:`GradingOptions`.
+graded, never in which days count as CRS. CRS follows the infusion: only days >= 0 are graded
+(earlier rows are baseline, grade 0). A day is a CRS day when it has a qualifying fever (>= 38.0 C,
+not attributed to another cause), or (ASTCT 2019 rule: fever no longer required once anti-cytokine
+therapy is given) when it lies in a CRS episode whose fever was followed, on the same day or later,
+by tocilizumab or corticosteroids, and the day's signs are not attributed to another cause
+(`fever_other_cause`). An episode ends after ``GradingOptions.episode_gap_days`` consecutive days
+without fever, hypotension or hypoxia; fever masking ends with it (see `crs_days`).
+Everything a source leaves open is a field of :class:`GradingOptions`.
 
-Missing values in `daily` mean "not present": no fever, no hypotension, no vasopressor, no
-oxygen, no anti-cytokine therapy, fever not attributed to another cause. A missing low-flow
-rate counts as <= 6 L/min; a missing FiO2 on supplemental oxygen counts as < 40 % unless the
-device is listed in ``GradingOptions.fio2_ge40_devices_if_missing``.
+Every column but patient_id and day is optional: an absent column and a missing value mean "not
+recorded", read as "not present": no fever, no hypotension, no vasopressor, no oxygen, no
+anti-cytokine therapy, fever not attributed to another cause. A missing low-flow rate counts as
+<= 6 L/min. A recorded FiO2 above room air (21 %) is supplemental oxygen for the scales defined by
+FiO2 or by "any supplemental oxygen" (Lee 2014, CTCAE v5.0, Penn) whatever the device field says; a
+missing FiO2 on supplemental oxygen counts as < 40 % unless the device is listed in
+``GradingOptions.fio2_ge40_devices_if_missing``.
 
 Optional `daily` columns (absent -> the stated conservative default, i.e. no upgrade):
 ``vasopressor_high_dose`` (0/1, Lee 2014 footnote high dose met; absent -> low dose),
@@ -39,7 +47,8 @@ from matplotlib.patches import Patch
 
 SYSTEMS: tuple[str, ...] = ("astct", "lee2014", "ctcae5", "penn")
 
-DAILY_COLUMNS: tuple[str, ...] = (
+REQUIRED_DAILY_COLUMNS: tuple[str, ...] = ("patient_id", "day")
+DAILY_COLUMNS: tuple[str, ...] = (  # the columns the graders read (all but the first two optional)
     "patient_id", "day", "temp_max_c", "sbp_min_mmhg", "vasopressors", "vasopressin", "oxygen",
     "o2_flow_l_min", "fio2_pct", "tocilizumab", "steroids", "fever_other_cause",
 )
@@ -50,6 +59,7 @@ OXYGEN_DEVICES: tuple[str, ...] = (
 ORGAN_ANALYTES: dict[str, str] = {
     "creatinine": "umol/L", "alt": "U/L", "ast": "U/L", "bilirubin": "umol/L",
 }
+ROOM_AIR_FIO2_PCT = 21.0  # FiO2 of room air: a recorded FiO2 above it is supplemental oxygen
 REPORTED = "reported"  # column name of the centre's own grades in agreement tables
 GRADE_COLOURS: tuple[str, ...] = ("#eeeeee", "#fee08b", "#fdae61", "#f46d43", "#a50026", "#000000")
 
@@ -69,6 +79,16 @@ class GradingOptions:
     other_cause_fever_counts: bool = False
     # ASTCT 2019: low-flow nasal cannula is <= 6 L/min (grade 2); above that it is high flow.
     low_flow_max_l_min: float = 6.0
+    # Ambiguity: ASTCT 2019 names the device ("high-flow nasal cannula") and, for low flow, the rate
+    # (<= 6 L/min). Default: the device decides, so high_flow at <= 6 L/min is still grade 3; False
+    # grades a high_flow day with a recorded rate <= low_flow_max_l_min as low flow (grade 2).
+    high_flow_by_device: bool = True
+    # ASTCT 2019 does not say when a CRS episode (and with it fever masking) ends. Choice: after
+    # this many consecutive days without fever, hypotension or hypoxia the episode is over; a later
+    # afebrile sign needs a new qualifying fever. 3 days, the span that makes a recovery "stable" in
+    # the EHA/EBMT haematotoxicity consensus (Rejeski et al., Blood 2023), is used for want of a
+    # CRS-specific rule; the chapter states the choice.
+    episode_gap_days: int = 3
     # Lee 2014 Table 2 / CTCAE v5.0: oxygen < 40 % FiO2 -> grade 2, >= 40 % -> grade 3.
     fio2_high_pct: float = 40.0
     # Devices assumed to give FiO2 >= 40 % when fio2_pct is missing (non-rebreather masks deliver
@@ -82,7 +102,8 @@ class GradingOptions:
     # not, so by default vasopressin counts as one more pressor under those scales.
     vasopressin_counts_outside_astct: bool = True
     # Lee 2014 Table 2 footnote (verify): high dose = norepinephrine-equivalent >= 20 ug/min,
-    # or >= 10 ug/min when vasopressin is also given. Used with `norepi_equiv_ug_min`.
+    # or >= 10 ug/min when vasopressin is also given. A recorded `norepi_equiv_ug_min` decides
+    # "high dose" (then the flag and the multiple-pressor fallback are not used).
     high_dose_ne_ug_min: float = 20.0
     high_dose_ne_with_vasopressin_ug_min: float = 10.0
     # CTCAE v5.0 grade 4 is "life-threatening; urgent intervention": read as >= 2 pressors.
@@ -92,7 +113,8 @@ class GradingOptions:
     # When `fluid_boluses` is absent: assume multiple boluses for hypotension without pressors?
     penn_assume_multiple_boluses: bool = False
     # Porter 2018 names only "high-dose vasopressors" for grade 4; True reads >= 2 concurrent
-    # pressors as high dose (Lee 2014 footnote grades combinations by total dose, not recorded).
+    # pressors as high dose on days without a recorded dose (no `norepi_equiv_ug_min` and no
+    # `vasopressor_high_dose` flag); a recorded dose always decides.
     penn_multiple_pressors_high_dose: bool = True
     # Porter 2018 "LFTs": analytes graded as liver function tests for Penn.
     penn_lft_analytes: tuple[str, ...] = ("alt", "ast", "bilirubin")
@@ -105,8 +127,9 @@ class GradingOptions:
     # baseline is abnormal). Baseline = last value on or before this day (day 0 = infusion).
     use_lab_baseline: bool = True
     baseline_max_day: float = 0.0
-    # Lee 2014/CTCAE v5.0/Penn do not make fever a requirement; True applies the ASTCT CRS-day
-    # gate to every scale so that only grading differs (False: any graded sign is a CRS day).
+    # Ambiguity: Lee 2014/CTCAE v5.0/Penn do not make fever a requirement; True applies the ASTCT
+    # CRS-day gate to every scale so that only grading differs (False: any graded sign on a day >= 0
+    # is a CRS day).
     fever_gate_all_systems: bool = True
 
 
@@ -114,15 +137,16 @@ class GradingOptions:
 
 
 def check_daily(daily: pd.DataFrame) -> None:
-    """Raise ValueError naming what is wrong with a `daily` table (columns, duplicates, devices)."""
-    missing = [c for c in DAILY_COLUMNS if c not in daily.columns]
+    """Raise ValueError naming what is wrong with a `daily` table (key columns, duplicates, devices);
+    every other column is optional (absent = not recorded)."""
+    missing = [c for c in REQUIRED_DAILY_COLUMNS if c not in daily.columns]
     if missing:
         raise ValueError(f"daily table lacks the column(s) {missing}")
     dup = daily.duplicated(["patient_id", "day"])
     if dup.any():
         first = daily.loc[dup, ["patient_id", "day"]].iloc[0].tolist()
         raise ValueError(f"daily table has more than one row for patient/day {first}")
-    bad = set(daily["oxygen"].dropna().unique()) - set(OXYGEN_DEVICES)
+    bad = set(_device(daily)) - set(OXYGEN_DEVICES) - {"none"} if "oxygen" in daily.columns else set()
     if bad:
         raise ValueError(f"unknown oxygen device(s) {sorted(bad)}; expected one of {OXYGEN_DEVICES}")
 
@@ -137,17 +161,66 @@ def _optional(d: pd.DataFrame, column: str, fill: float = np.nan) -> np.ndarray:
     return _num(d[column], fill) if column in d.columns else np.full(len(d), fill)
 
 
+def _device(d: pd.DataFrame) -> np.ndarray:
+    """Oxygen device per row ('none' when the column is absent or the value missing)."""
+    if "oxygen" not in d.columns:
+        return np.full(len(d), "none", dtype=object)
+    return d["oxygen"].astype(object).where(d["oxygen"].notna(), "none").to_numpy()
+
+
+def _features(d: pd.DataFrame, o: GradingOptions) -> np.ndarray:
+    """Per-row CRS sign other than fever: hypotension (SBP below threshold or any pressor) or hypoxia
+    (any oxygen device, or a recorded FiO2 above room air)."""
+    hypo = (_optional(d, "sbp_min_mmhg") < o.sbp_hypotension_mmhg) | (_optional(d, "vasopressors", 0) > 0) \
+        | (_optional(d, "vasopressin", 0) == 1)
+    return hypo | (_device(d) != "none") | (_optional(d, "fio2_pct") > ROOM_AIR_FIO2_PCT)
+
+
 def _crs_gate(d: pd.DataFrame, o: GradingOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row (fever, crs_day) booleans: qualifying fever, and fever-or-masked-fever (ASTCT 2019)."""
-    other = _num(d["fever_other_cause"], 0) == 1
-    fever = (_num(d["temp_max_c"]) >= o.fever_c) & (o.other_cause_fever_counts | ~other)
-    anti = (_num(d["tocilizumab"], 0) == 1) | (_num(d["steroids"], 0) == 1)
-    day, pid = d["day"].to_numpy(dtype=float), d["patient_id"].to_numpy()
-    first_fever = pd.Series(np.where(fever, day, np.inf)).groupby(pid).transform("min").to_numpy()
-    anti_after = anti & (day >= first_fever)
-    mask_start = pd.Series(np.where(anti_after, day, np.inf)).groupby(pid).transform("min").to_numpy()
-    masked = o.fever_not_required_after_anticytokine & (day >= mask_start)
-    return fever, fever | masked
+    """Per-row (fever, crs_day) booleans on rows sorted by patient and day (ASTCT 2019).
+
+    fever: temperature >= fever_c on a day >= 0, not attributed to another cause. crs_day: a fever day,
+    or a day of a masked episode (see crs_days) whose signs are not attributed to another cause.
+    """
+    other = _optional(d, "fever_other_cause", 0) == 1
+    day = d["day"].to_numpy(dtype=float)
+    post = day >= 0
+    fever = (_optional(d, "temp_max_c") >= o.fever_c) & (o.other_cause_fever_counts | ~other) & post
+    anti = (_optional(d, "tocilizumab", 0) == 1) | (_optional(d, "steroids", 0) == 1)
+    feature = fever | (_features(d, o) & ~other)
+    masked = crs_days(d["patient_id"].to_numpy(), day, fever, anti, feature, o)
+    return fever, fever | (masked & ~other & post)
+
+
+def crs_days(pid: np.ndarray, day: np.ndarray, fever: np.ndarray, anti: np.ndarray, feature: np.ndarray,
+             o: GradingOptions) -> np.ndarray:
+    """Rows in fever masking, rows sorted by patient and day (ASTCT 2019: fever not required after
+    tocilizumab/steroids).
+
+    An episode opens on a qualifying fever (day >= 0) and closes after `o.episode_gap_days` consecutive
+    days without fever, hypotension or hypoxia (`feature`). Masking switches on at the first
+    tocilizumab/steroid day inside an open episode (the fever day itself included) and ends with the
+    episode, so a later afebrile sign is CRS only after a new fever. One pass over the rows.
+    """
+    out = np.zeros(len(day), dtype=bool)
+    if not o.fever_not_required_after_anticytokine:
+        return out
+    open_, masking, last = False, False, -np.inf
+    for i in range(len(day)):
+        if i == 0 or pid[i] != pid[i - 1]:
+            open_, masking, last = False, False, -np.inf
+        if not day[i] >= 0:
+            continue
+        if open_ and day[i] - last - 1 >= o.episode_gap_days:
+            open_, masking = False, False
+        if fever[i]:
+            open_ = True
+        if open_ and anti[i]:
+            masking = True
+        out[i] = masking
+        if open_ and feature[i]:
+            last = day[i]
+    return out
 
 
 # -------------------------------------------------------------------------------- organ labs
@@ -223,26 +296,28 @@ def _pick(conds: list[np.ndarray], grades: list[int], labels: list[str]) -> Comp
 
 def _pressors(d: pd.DataFrame, o: GradingOptions, astct: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pressor count, vasopressin flag, hypotension flag) under the scale's vasopressin rule."""
-    n = _num(d["vasopressors"], 0)
-    vp = _num(d["vasopressin"], 0) == 1
-    hypo = (_num(d["sbp_min_mmhg"]) < o.sbp_hypotension_mmhg) | (n > 0) | vp
+    n = _optional(d, "vasopressors", 0)
+    vp = _optional(d, "vasopressin", 0) == 1
+    hypo = (_optional(d, "sbp_min_mmhg") < o.sbp_hypotension_mmhg) | (n > 0) | vp
     count = n if astct or not o.vasopressin_counts_outside_astct else n + vp
     return count, vp, hypo
 
 
-def _high_dose(d: pd.DataFrame, vp: np.ndarray, o: GradingOptions) -> np.ndarray:
-    """High-dose vasopressor day per Lee 2014 footnote: flag column or norepinephrine equivalent."""
-    flag = _optional(d, "vasopressor_high_dose", 0) == 1
-    ne = _optional(d, "norepi_equiv_ug_min", 0)
+def _high_dose(d: pd.DataFrame, vp: np.ndarray, o: GradingOptions,
+               fallback: np.ndarray | None = None) -> np.ndarray:
+    """High-dose vasopressor day per the Lee 2014 footnote: a recorded norepinephrine-equivalent dose
+    decides; without it the `vasopressor_high_dose` flag; without either, `fallback` (or low dose)."""
+    ne = _optional(d, "norepi_equiv_ug_min")
+    flag = _optional(d, "vasopressor_high_dose")
     limit = np.where(vp, o.high_dose_ne_with_vasopressin_ug_min, o.high_dose_ne_ug_min)
-    return flag | (ne >= limit)
+    rest = np.zeros(len(d), dtype=bool) if fallback is None else fallback
+    return np.where(~np.isnan(ne), ne >= limit, np.where(~np.isnan(flag), flag == 1, rest))
 
 
 def _fio2_high(d: pd.DataFrame, on_o2: np.ndarray, o: GradingOptions) -> np.ndarray:
     """Supplemental oxygen at FiO2 >= threshold (missing FiO2: by device, see options)."""
-    fio2 = _num(d["fio2_pct"])
-    dev = d["oxygen"].fillna("none").to_numpy()
-    by_device = np.isin(dev, list(o.fio2_ge40_devices_if_missing))
+    fio2 = _optional(d, "fio2_pct")
+    by_device = np.isin(_device(d), list(o.fio2_ge40_devices_if_missing))
     return on_o2 & np.where(np.isnan(fio2), by_device, fio2 >= o.fio2_high_pct)
 
 
@@ -252,21 +327,25 @@ def _astct_components(d: pd.DataFrame, organ: pd.DataFrame, o: GradingOptions) -
     hypotension = _pick([n >= 2, n == 1, vp, hypo], [4, 3, 3, 2],
                         ["hypotension:multi_pressor", "hypotension:one_pressor",
                          "hypotension:vasopressin", "hypotension:no_pressor"])
-    dev = d["oxygen"].fillna("none").to_numpy()
-    flow = _num(d["o2_flow_l_min"])
+    dev = _device(d)
+    flow = _optional(d, "o2_flow_l_min")
     over = (dev == "low_flow") & (flow > o.low_flow_max_l_min)
+    slow_high = (dev == "high_flow") & (flow <= o.low_flow_max_l_min) & (not o.high_flow_by_device)
     pos = np.isin(dev, ["cpap", "bipap", "mechanical_ventilation"])
-    mask3 = np.isin(dev, ["high_flow", "facemask", "nonrebreather", "venturi"])
-    hypoxia = _pick([pos, mask3, over, dev == "low_flow"], [4, 3, 3, 2],
+    mask3 = np.isin(dev, ["high_flow", "facemask", "nonrebreather", "venturi"]) & ~slow_high
+    hypoxia = _pick([pos, mask3, over, dev == "low_flow", slow_high], [4, 3, 3, 2, 2],
                     [np.char.add("hypoxia:", dev.astype(str)), np.char.add("hypoxia:", dev.astype(str)),
-                     "hypoxia:low_flow_over_limit", "hypoxia:low_flow"])
+                     "hypoxia:low_flow_over_limit", "hypoxia:low_flow", "hypoxia:high_flow_low_rate"])
     return [hypotension, hypoxia]
 
 
 def _oxygen_state(d: pd.DataFrame, o: GradingOptions) -> tuple[np.ndarray, np.ndarray]:
-    """(on supplemental oxygen, on ventilator support) per row."""
-    dev = d["oxygen"].fillna("none").to_numpy()
-    return dev != "none", np.isin(dev, list(o.ventilator_support_devices))
+    """(on supplemental oxygen, on ventilator support) per row; a recorded FiO2 above room air is
+    supplemental oxygen whatever the device field says (Lee 2014, CTCAE v5.0 and Penn grade oxygen by
+    FiO2 or by any supplemental oxygen, not by device)."""
+    dev = _device(d)
+    on_o2 = (dev != "none") | (_optional(d, "fio2_pct") > ROOM_AIR_FIO2_PCT)
+    return on_o2, np.isin(dev, list(o.ventilator_support_devices))
 
 
 def _lee_organ(organ: pd.DataFrame) -> Component:
@@ -320,7 +399,7 @@ def _penn_organ(organ: pd.DataFrame, o: GradingOptions) -> Component:
 def _penn_components(d: pd.DataFrame, organ: pd.DataFrame, o: GradingOptions) -> list[Component]:
     """Porter 2018 Penn scale: hypotension, oxygen, coagulopathy, organ dysfunction."""
     n, vp, hypo = _pressors(d, o, astct=False)
-    high = _high_dose(d, vp, o) | ((n >= 2) & o.penn_multiple_pressors_high_dose)
+    high = _high_dose(d, vp, o, fallback=(n >= 2) & o.penn_multiple_pressors_high_dose)
     boluses = _optional(d, "fluid_boluses", o.penn_min_fluid_boluses if o.penn_assume_multiple_boluses else 0)
     hypotension = _pick([(n >= 1) & high, n >= 1, hypo & (boluses >= o.penn_min_fluid_boluses), hypo],
                         [4, 3, 3, 2],
@@ -370,7 +449,8 @@ def _grade_prepared(prep: tuple, system: str, options: GradingOptions) -> pd.Dat
     d, fever, crs_day, organ = prep
     fever_part = (fever.astype(int), np.where(fever, "fever", "").astype(object))
     grade, driver = _worst([fever_part] + _COMPONENTS[system](d, organ, options))
-    gated = crs_day if (system == "astct" or options.fever_gate_all_systems) else np.ones(len(d), bool)
+    post = d["day"].to_numpy(dtype=float) >= 0  # CRS follows the infusion: earlier rows are baseline
+    gated = crs_day if (system == "astct" or options.fever_gate_all_systems) else post
     grade = np.where(gated, grade, 0)
     driver = np.where(grade > 0, driver, "none")
     return pd.DataFrame({
@@ -610,7 +690,7 @@ def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None
     ax.autoscale_view()
     d = daily[daily["patient_id"].isin(lane)]
     for col, marker, name in (("tocilizumab", "v", "tocilizumab"), ("steroids", "x", "steroids")):
-        given = d[pd.to_numeric(d[col], errors="coerce").fillna(0) == 1]
+        given = d[_optional(d, col, 0) == 1]
         ax.scatter(given["day"].astype(float), given["patient_id"].map(lane) + 0.25, marker=marker,
                    color="black", s=18, zorder=3, label=name)
     handles = [Patch(color=GRADE_COLOURS[k], label=f"grade {k}") for k in range(5)]
@@ -628,8 +708,8 @@ def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None
 
 POSITIVE_PRESSURE: tuple[str, ...] = ("cpap", "bipap", "mechanical_ventilation")
 # The book's episode rule: this many CRS-free days end an episode, the span that ends fever masking
-# (GradingOptions.episode_gap_days where the grader has it; 3 days otherwise).
-COURSE_GAP_DAYS: int = int(getattr(GradingOptions(), "episode_gap_days", 3))
+# (the grader's GradingOptions.episode_gap_days, one setting for both).
+COURSE_GAP_DAYS: int = GradingOptions().episode_gap_days
 
 
 def episode_counts(graded: pd.DataFrame, gap_days: int = COURSE_GAP_DAYS) -> pd.Series:

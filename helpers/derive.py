@@ -139,9 +139,13 @@ def _event_type(df: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=df.index).where(df["pfs_event"].notna()).astype("Int64")
 
 
+VITAL_COLUMNS = ("temp_max_c", "sbp_min_mmhg", "vasopressors", "vasopressin", "oxygen")
+
+
 def vital_extremes(daily: pd.DataFrame, window: tuple[float, float] = (0, 28)) -> pd.DataFrame:
     """Per patient over the window: highest temperature, lowest SBP, most vasopressors, most oxygen support."""
     d = daily[(daily["day"] >= window[0]) & (daily["day"] <= window[1])]
+    d = d.reindex(columns=[*d.columns, *(c for c in VITAL_COLUMNS if c not in d.columns)])  # absent = not recorded
     on_pressor = (d["vasopressors"].fillna(0) > 0) | (d["vasopressin"].fillna(0) > 0)
     d = d.assign(oxygen_rank=d["oxygen"].map(OXYGEN_RANK), on_pressor=on_pressor.astype(bool))
     g = d.groupby("patient_id")

@@ -14,6 +14,9 @@ Conventions (PKNCA defaults unless said otherwise; Denney, Duvvuri & Buckeridge,
   best of all fits -> the one with most points) (PKNCA ``pk.calc.half.life``, ``min.hl.points = 3``,
   ``adj.r.squared.factor = 1e-4``, ``allow.tmax.in.half.life = FALSE``).
 * Interval AUC (``auc_interval``), see its docstring for the interpolation/extrapolation rule.
+* Only post-infusion samples (day >= 0) enter NCA and `peak_expansion`: the kinetics of this infusion
+  start at day 0 (PKNCA: time relative to dose). A quantifiable pre-infusion sample (e.g. persisting
+  cells of a prior CAR-T product) is a baseline finding, listed by `pre_infusion_findings`.
 """
 from __future__ import annotations
 
@@ -58,6 +61,27 @@ def _check_kinetics(kinetics: pd.DataFrame) -> None:
     missing = [c for c in ("patient_id", "day", CONC) if c not in kinetics.columns]
     if missing:
         raise ValueError(f"kinetics table lacks column(s) {missing}")
+
+
+def post_infusion(kinetics: pd.DataFrame) -> pd.DataFrame:
+    """The samples of days >= 0 (the kinetics of this infusion); earlier samples are baseline."""
+    return kinetics[pd.to_numeric(kinetics["day"], errors="coerce") >= 0]
+
+
+def pre_infusion_findings(kinetics: pd.DataFrame) -> pd.DataFrame:
+    """Patients sampled before infusion: n_pre_samples, positive (any quantifiable pre-infusion sample,
+    e.g. a prior CAR-T product), max_pre_copies and the first positive day; flagged, never in NCA."""
+    _check_kinetics(kinetics)
+    pre = kinetics[pd.to_numeric(kinetics["day"], errors="coerce") < 0].dropna(subset=[CONC])
+    cols = ["patient_id", "n_pre_samples", "positive", "max_pre_copies", "first_positive_day"]
+    if pre.empty:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(cols, (object, "int64", bool, float, float))})
+    g = pre.groupby("patient_id", sort=True)
+    pos_day = pre[pre[CONC] > 0].groupby("patient_id")["day"].min()
+    out = pd.DataFrame({"n_pre_samples": g.size(), "max_pre_copies": g[CONC].max().astype(float)})
+    out["positive"] = out["max_pre_copies"] > 0
+    out["first_positive_day"] = pos_day.reindex(out.index).astype(float)
+    return out.reset_index()[cols]
 
 
 def _profile_arrays(days, conc) -> tuple[np.ndarray, np.ndarray]:
@@ -325,14 +349,15 @@ def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-dow
         blq: BLQRule = BLQRule()) -> pd.DataFrame:
     """One row per patient of NCA parameters after the BLQ rule (PKNCA conventions, see module docstring).
 
-    n_samples counts non-missing samples before the BLQ rule. A patient with no quantifiable sample
+    Post-infusion samples only (day >= 0; see `pre_infusion_findings`). n_samples counts non-missing
+    post-infusion samples before the BLQ rule; a patient with only pre-infusion samples is not listed. A patient with no quantifiable sample
     has cmax 0, AUC 0 and NaN tmax, tlast, clast, persistence_day (PKNCA: no peak time exists).
     persistence_day equals tlast (last quantifiable day). AUC column is f"auc_0_{end:g}".
     """
     _check_kinetics(kinetics)
     _check_method(method)
     rows = []
-    for pid, n, day, conc in _profiles(kinetics):
+    for pid, n, day, conc in _profiles(post_infusion(kinetics)):
         keep = _blq_keep(conc, blq)
         t, c = _profile_arrays(day[keep], conc[keep])
         rows.append({"patient_id": pid, "n_samples": n, **_nca_one(t, c, end, method)})
@@ -355,9 +380,11 @@ def peak_expansion(kinetics: pd.DataFrame) -> pd.DataFrame:
     the data contract, the lowest reported value is its closest observed proxy). Why not log10(Cmax + 1):
     it would put such a patient at 0, several log10 units below everyone else, an artificial high-leverage
     point in Cox/logistic models; LLOQ/2 says "below what the assay can see" and no more.
-    peak_imputed flags these patients so chapters can report and vary the choice.
+    peak_imputed flags these patients so chapters can report and vary the choice. Post-infusion samples
+    only (day >= 0): a positive pre-infusion sample is a baseline finding (`pre_infusion_findings`).
     """
     _check_kinetics(kinetics)
+    kinetics = post_infusion(kinetics)
     floor = _zero_floor(kinetics[CONC].dropna())
     peak = kinetics.dropna(subset=[CONC]).groupby("patient_id", sort=True)[CONC].max()
     out = pd.DataFrame({"patient_id": peak.index.to_numpy(), "peak_copies": peak.to_numpy(dtype=float)})

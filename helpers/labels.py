@@ -82,6 +82,19 @@ VARIABLES: dict[str, str] = {
     "max_grade": "Maximum CRS grade",
     "tocilizumab_from_onset": "Tocilizumab, first dose, days from CRS onset",
     "steroids_from_onset": "Corticosteroids, first dose, days from CRS onset",
+    # toxicity (ICANS domains, haematotoxicity, B-cell aplasia)
+    "ice_score": "ICE score (0-10)",
+    "capd_score": "CAPD score",
+    "consciousness": "Level of consciousness",
+    "seizure": "Seizure",
+    "motor_weakness": "Deep focal motor weakness",
+    "cerebral_edema": "Cerebral oedema",
+    "icans_other_cause": "Neurological findings with another documented cause",
+    "lymphodepletion_day": "First day of lymphodepletion",
+    "icans_any": "Any ICANS",
+    "icans_grade": "Maximum ICANS grade",
+    "icaht_grade": "Early ICAHT grade",
+    "hematotox_score": "CAR-HEMATOTOX score",
 }
 
 # Analytes: short clinical name (the unit comes from the contract).
@@ -154,6 +167,16 @@ DEATH_CAUSES: dict[str, str] = {
     "other": "Other", "icans": "ICANS",
 }
 
+CONSCIOUSNESS: dict[str, str] = {
+    "alert": "Alert", "awakens_spontaneously": "Awakens spontaneously", "awakens_to_voice": "Awakens to voice",
+    "awakens_to_tactile": "Awakens only to tactile stimulus", "unarousable": "Unarousable, stupor or coma",
+}
+SEIZURES: dict[str, str] = {
+    "none": "None", "rapidly_resolving": "Resolving rapidly (or non-convulsive, resolving with intervention)",
+    "prolonged_or_repetitive": "Prolonged or repetitive without return to baseline",
+}
+EDEMA: dict[str, str] = {"none": "None", "focal": "Focal on imaging",
+                         "diffuse": "Diffuse, posturing, papilloedema or Cushing's triad"}
 SEX: dict[str, str] = {"F": "Female", "M": "Male"}
 
 OXYGEN: dict[str, str] = {
@@ -205,7 +228,8 @@ def value(column: str, code: object) -> str:
     if isinstance(code, bool) or str(code) in ("True", "False"):
         return "Yes" if str(code) == "True" else "No"
     table = {"best_response": RESPONSES, "death_cause": DEATH_CAUSES, "oxygen": OXYGEN,
-             "scale": SCALES, "system": SCALES, "sex": SEX, "analyte": ANALYTE_NAMES}.get(column, {})
+             "scale": SCALES, "system": SCALES, "sex": SEX, "analyte": ANALYTE_NAMES, "consciousness": CONSCIOUSNESS,
+             "seizure": SEIZURES, "cerebral_edema": EDEMA}.get(column, {})
     return table.get(str(code), str(code))
 
 

@@ -28,6 +28,8 @@ REPORT_MODULES: list[str] = [
     "helpers.survival_report",
     "helpers.kinetics_report",
     "helpers.crs_report",
+    "helpers.toxicity_report",
+    "helpers.persistence_report",
 ]
 
 

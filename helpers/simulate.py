@@ -12,6 +12,15 @@ Plausible ranges, with sources: ages and doses of adult/paediatric CD19 CAR-T AL
 NEJM 2014 and 2018; Park, NEJM 2018); peak transgene 1e4-1e5 copies/ug at days 7-14 (Mueller,
 Blood 2017; Kymriah label); CRS onset days 1-7 and cytokine/ferritin/CRP ranges (Teachey, Cancer
 Discov 2016; Lee, BBMT 2019); follow-up of a few years as in phase I/II reports.
+
+Toxicity beyond CRS, each from its own random stream (so every earlier value stays byte-identical):
+ICANS domains in `daily.csv` (`add_icans`; incidence about 40 % with about 13-20 % severe, nearly all
+during or after CRS, more likely with severe CRS and higher expansion, as reported for CD19 CAR-T in
+B-ALL: Maude et al., NEJM 2018, neurological events 40 %, grade 3 13 %; Park et al., NEJM 2018,
+severe neurotoxicity 42 %; Gust et al., Cancer Discov 2017, neurotoxicity with severe CRS and high
+expansion); daily ANC on days 0-30 and CAR-HEMATOTOX baseline values on day -5 (`add_haematology`);
+CD19+ B cells and IgG (`add_bcells`: aplasia while CAR-T cells persist; B-cell recovery precedes
+CD19+ relapse, Maude et al., NEJM 2014; Finney et al., J Clin Invest 2019).
 """
 from __future__ import annotations
 
@@ -340,9 +349,149 @@ def simulate_cohort(spec: SimulationSpec = SimulationSpec()) -> dict[str, pd.Dat
     labs = simulate_labs(ids, crs_target, peak_day, base, last_day, rng)
     kinetics = simulate_kinetics(ids, lat["log10_peak_true"].to_numpy(), lat["remission"].to_numpy(),
                                  out["pfs_days"].to_numpy(), last_day, rng)
+    daily = add_icans(daily, patients, crs_target, lat["log10_peak_true"].to_numpy(),
+                      np.random.default_rng([spec.seed, 3]))
+    extra = [add_haematology(labs, last_day, ids, np.random.default_rng([spec.seed, 4])),
+             add_bcells(ids, lat["remission"].to_numpy(), out["pfs_days"].to_numpy(), out["pfs_event"].to_numpy(),
+                        last_day, np.random.default_rng([spec.seed, 5]))]
+    labs = pd.concat([labs, *(e for e in extra if len(e))], ignore_index=True)  # appended: earlier rows first
     tables = {"patients": _contract_order(patients, "patients"), "kinetics": kinetics,
               "daily": daily, "labs": labs}
     return {name: df for name, df in tables.items() if name in spec.tables}
+
+
+ICANS_SHARE = 0.40  # Maude et al., NEJM 2018 (ELIANA): neurological events in 40 %
+SEVERE_ICANS_SHARE = 0.15  # ELIANA grade 3 13 %; Park et al., NEJM 2018 severe neurotoxicity 42 % (adults)
+_ICE_BY_GRADE = {1: (7, 9), 2: (3, 6), 3: (0, 2)}
+_CAPD_BY_GRADE = {1: (1, 8), 2: (1, 8), 3: (9, 16)}
+
+
+def _icans_targets(crs_target: np.ndarray, log10_peak: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Maximum ICANS grade per patient: ranked propensity from CRS grade and expansion (ICANS needs CRS)."""
+    n = len(crs_target)
+    score = 1.2 * _z(crs_target.astype(float)) + 0.6 * _z(log10_peak) + rng.normal(0, 0.7, n)
+    score = np.where(crs_target > 0, score, -np.inf)
+    any_ = _top(score, min(round(n * ICANS_SHARE), int((crs_target > 0).sum())))
+    severe = _top(np.where(any_, score, -np.inf), round(n * SEVERE_ICANS_SHARE)) & any_
+    grade = np.where(severe, np.where(rng.random(n) < 0.15, 4, 3), np.where(any_, rng.choice([1, 2], n), 0))
+    return grade.astype(int)
+
+
+def _icans_day(grade: int, child: bool, rng: np.random.Generator) -> dict:
+    """The ICANS domains of one assessed day at `grade` (0 = normal examination)."""
+    r = {"ice_score": np.nan if child else 10.0, "capd_score": 0.0 if child else np.nan, "consciousness": "alert",
+         "seizure": "none", "motor_weakness": 0, "cerebral_edema": "none"}
+    if grade == 0:
+        return r
+    if grade == 4:
+        r.update({"ice_score": np.nan, "capd_score": np.nan, "consciousness": "unarousable"})
+        if rng.random() < 0.3:
+            r["cerebral_edema"] = "diffuse"
+        return r
+    lo, hi = (_CAPD_BY_GRADE if child else _ICE_BY_GRADE)[grade]
+    r["capd_score" if child else "ice_score"] = float(rng.integers(lo, hi + 1))
+    if grade == 2 and child:
+        r["consciousness"] = "awakens_to_voice"
+    if grade == 3 and rng.random() < 0.25:
+        r["seizure"] = "rapidly_resolving"
+    return r
+
+
+def add_icans(daily: pd.DataFrame, patients: pd.DataFrame, crs_target: np.ndarray, log10_peak: np.ndarray,
+              rng: np.random.Generator) -> pd.DataFrame:
+    """Optional ICANS columns (ASTCT 2019 domains), assessed daily from day 0: onset 1-4 days after the first
+    CRS fever, 2-7 days long, peak grade on the middle day; children under 12 scored by CAPD."""
+    target = _icans_targets(crs_target, log10_peak, rng)
+    ids = patients["patient_id"].tolist()
+    fever = daily[(daily["temp_max_c"] >= 38) & (daily["fever_other_cause"] == 0)]
+    crs_onset = fever.groupby("patient_id")["day"].min()
+    cols = {c: [] for c in ("ice_score", "capd_score", "consciousness", "seizure", "motor_weakness", "cerebral_edema")}
+    course = {}
+    for pid, g in zip(ids, target):
+        onset = crs_onset.get(pid, 3.0) + float(rng.integers(1, 5))
+        course[pid] = (int(g), onset, float(rng.integers(2, 8)))
+    ages = dict(zip(ids, patients["age_years"]))
+    for pid, day in zip(daily["patient_id"], daily["day"]):
+        g, onset, length = course[pid]
+        if day < 0:
+            for c in cols:
+                cols[c].append(np.nan if c != "consciousness" and c not in ("seizure", "cerebral_edema") else None)
+            continue
+        rel = day - onset
+        today = 0
+        if g > 0 and 0 <= rel < length:
+            mid = (length - 1) // 2
+            today = g if rel == mid else max(1, g - 1 - int(abs(rel - mid) > 1))
+        for c, v in _icans_day(today, ages[pid] < 12, rng).items():
+            cols[c].append(v)
+    out = daily.copy()
+    for c, v in cols.items():
+        out[c] = pd.array(v, dtype="Int64") if c == "motor_weakness" else v
+    return out
+
+
+def _anc_between(days: np.ndarray, values: np.ndarray, t: float, rng: np.random.Generator) -> float:
+    """ANC on an unsampled day: log-linear between the neighbouring samples (after day 28: slow recovery)."""
+    left, right = days[days < t], days[days > t]
+    if len(right) == 0:
+        v = values[days == left[-1]][0] * 1.08 ** (t - left[-1])
+    else:
+        a, b = left[-1], right[0]
+        va, vb = values[days == a][0], values[days == b][0]
+        v = float(np.exp(np.log(va) + (t - a) / (b - a) * (np.log(vb) - np.log(va))))
+    return v * float(np.exp(rng.normal(0, 0.06)))
+
+
+def add_haematology(labs: pd.DataFrame, last_day: np.ndarray, ids: list[str], rng: np.random.Generator) -> pd.DataFrame:
+    """Extra lab rows: ANC on every day 0-30 not already sampled (dense enough for early ICAHT), and the
+    CAR-HEMATOTOX inputs on day -5, before lymphodepletion (the day -3 value with pre-chemotherapy noise)."""
+    rows = []
+    for pid, end in zip(ids, last_day):
+        mine = labs[labs["patient_id"] == pid]
+        a = mine[mine["analyte"] == "anc"]
+        days, values = a["day"].to_numpy(dtype=float), a["value"].to_numpy(dtype=float)
+        for analyte in ("anc", "hemoglobin", "platelets", "crp", "ferritin"):
+            v = mine.loc[(mine["analyte"] == analyte) & (mine["day"] == -3), "value"]
+            if len(v):
+                lift = 1.3 if analyte == "anc" else 1.0
+                dec = _LAB_DECIMALS.get(analyte, 0 if _LAB_MODEL[analyte][0] >= 20 else 1)
+                rows.append({"patient_id": pid, "day": -5.0, "analyte": analyte, "unit": contract.ANALYTES[analyte][0],
+                             "value": round(float(v.iloc[0]) * lift * float(np.exp(rng.normal(0, 0.15))), dec)})
+        for t in range(0, 31):
+            if t > end or (days == t).any() or len(days) == 0 or days.min() > t:
+                continue
+            rows.append({"patient_id": pid, "day": float(t), "analyte": "anc", "unit": "10^9/L",
+                         "value": round(max(_anc_between(days, values, float(t), rng), 0.01), 2)})
+    return pd.DataFrame(rows, columns=["patient_id", "day", "analyte", "value", "unit"])
+
+
+BCELL_DAYS = (-5, 14, 28, 60, 90, 180, 270, 365, 540, 730)
+
+
+def add_bcells(ids: list[str], remission: np.ndarray, pfs_days: np.ndarray, pfs_event: np.ndarray,
+               last_day: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """CD19+ B cells (cells/uL) and IgG (g/L): aplasia from day 14 while CAR-T cells persist; in remission,
+    recovery precedes relapse (by 30-180 days, not before day 28) or comes late (mean 18 months) without it;
+    without remission, B cells recover by day 28-60. IgG falls during aplasia and recovers after it."""
+    rows = []
+    for i, pid in enumerate(ids):
+        if remission[i]:
+            relapse = pfs_event[i] == 1
+            recovery = max(28.0, pfs_days[i] - rng.uniform(30, 180)) if relapse else 30 + rng.exponential(540)
+        else:
+            recovery = float(rng.choice([28.0, 60.0]))
+        igg0 = rng.uniform(5.5, 10.0)
+        for day in BCELL_DAYS:
+            if day > last_day[i]:
+                break
+            aplastic = 14 <= day < recovery
+            b = rng.lognormal(np.log(1.5), 0.6) if aplastic else rng.lognormal(np.log(120 if day > 0 else 60), 0.7)
+            igg = igg0 * (0.45 if aplastic and day >= 60 else (0.75 if aplastic else 1.0)) * np.exp(rng.normal(0, 0.1))
+            rows.append({"patient_id": pid, "day": float(day), "analyte": "cd19_b_cells", "value": round(float(b), 1),
+                         "unit": "cells/uL"})
+            rows.append({"patient_id": pid, "day": float(day), "analyte": "igg", "value": round(float(igg), 1),
+                         "unit": "g/L"})
+    return pd.DataFrame(rows, columns=["patient_id", "day", "analyte", "value", "unit"])
 
 
 def _peak_days(daily: pd.DataFrame, ids: list[str]) -> np.ndarray:

@@ -159,7 +159,8 @@ LEE_CASES = [
     ("fio2_missing_facemask", [day_row(oxygen="facemask", **FEVER)], {}, None, 2, "hypoxia:fio2_low"),
     ("fio2_missing_nonrebreather", [day_row(oxygen="nonrebreather", **FEVER)], {}, None, 3,
      "hypoxia:fio2_high"),
-    ("fio2_on_room_air_ignored", [day_row(fio2_pct=50.0, **FEVER)], {}, None, 1, "fever"),
+    # issue 13: a recorded FiO2 grades what FiO2 defines, whatever the device field says (here "none")
+    ("fio2_50_with_device_none", [day_row(fio2_pct=50.0, **FEVER)], {}, None, 3, "hypoxia:fio2_high"),
     ("cpap_fio2_30", [day_row(oxygen="cpap", fio2_pct=30.0, **FEVER)], {}, None, 2, "hypoxia:fio2_low"),
     ("cpap_as_ventilator_support", [day_row(oxygen="cpap", fio2_pct=30.0, **FEVER)],
      {"ventilator_support_devices": ("cpap", "bipap", "mechanical_ventilation")}, None, 4,
@@ -417,7 +418,7 @@ def test_severe_switches_threshold_2():
 # ------------------------------------------------------------------------ checks and plot
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.drop(columns="fio2_pct"), "lacks the column"),
+    (lambda d: d.drop(columns="day"), "lacks the column"),
     (lambda d: pd.concat([d, d], ignore_index=True), "more than one row"),
     (lambda d: d.assign(oxygen="nasal"), "unknown oxygen device"),
 ])

@@ -528,3 +528,40 @@ def test_nca_equals_reference_groupby_loop_on_random_profiles():
             p98 = got.set_index("patient_id").loc["P98", "cmax"]  # leading BLQ kept -> 0, dropped -> no sample
             assert p98 == 0 if blq.first == "keep" else np.isnan(p98)
             assert got.set_index("patient_id").loc["P99", "n_samples"] == 0
+
+
+# ----------------------------------------------------------------------------- issue 13: pre-infusion samples
+def _pre_profile() -> pd.DataFrame:
+    """A positive sample on day -3 (prior product), then a post-infusion profile peaking at day 10."""
+    return pd.DataFrame({"patient_id": "P01", "day": [-3.0, 0.0, 7.0, 10.0, 14.0, 28.0],
+                         "car_copies_per_ug_dna": [90000.0, 0.0, 2000.0, 8000.0, 4000.0, 1000.0]})
+
+
+def test_pre_infusion_sample_is_not_cmax_tmax_or_peak():
+    from helpers.kinetics import nca, pre_infusion_findings
+
+    kin = _pre_profile()
+    p = nca(kin).iloc[0]
+    assert (p["cmax"], p["tmax"], p["tlast"], p["n_samples"]) == (8000.0, 10.0, 28.0, 5)
+    post = kin[kin["day"] >= 0]
+    assert p["auc_0_28"] == pytest.approx(nca(post).iloc[0]["auc_0_28"])
+    assert peak_expansion(kin).iloc[0]["peak_copies"] == 8000.0
+    f = pre_infusion_findings(kin).iloc[0]
+    assert bool(f["positive"]) and f["max_pre_copies"] == 90000.0 and f["first_positive_day"] == -3.0
+
+
+def test_pre_infusion_findings_negative_and_empty():
+    from helpers.kinetics import pre_infusion_findings
+
+    kin = _pre_profile().assign(car_copies_per_ug_dna=lambda d: d["car_copies_per_ug_dna"].where(d["day"] >= 0, 0.0))
+    f = pre_infusion_findings(kin)
+    assert len(f) == 1 and not bool(f["positive"].iloc[0]) and np.isnan(f["first_positive_day"].iloc[0])
+    assert pre_infusion_findings(kin[kin["day"] >= 0]).empty
+
+
+def test_only_pre_infusion_samples_give_no_nca_row():
+    from helpers.kinetics import nca
+
+    kin = pd.DataFrame({"patient_id": ["P01", "P02"], "day": [-5.0, 3.0], "car_copies_per_ug_dna": [100.0, 50.0]})
+    assert nca(kin)["patient_id"].tolist() == ["P02"]
+    assert peak_expansion(kin)["patient_id"].tolist() == ["P02"]

@@ -1,6 +1,7 @@
 """The simulated cohort: published counts exactly, byte-identical regeneration, parameters honoured."""
 from __future__ import annotations
 
+import pandas as pd
 import yaml
 
 from helpers import derive, simulate
@@ -87,3 +88,36 @@ def test_shipped_cohort_crs_incidence_with_exact_intervals():
     inc = crs_severity.incidence(pt, 3)["formatted"].tolist()
     assert inc == ["19/24 (79.2%, 95% CI 57.8-92.9)", "6/24 (25.0%, 95% CI 9.8-46.7)",
                    "6/19 (31.6%, 95% CI 12.6-56.6)"]
+
+
+def test_toxicity_streams_leave_every_earlier_value_unchanged(monkeypatch):
+    """ICANS, dense ANC, CAR-HEMATOTOX inputs and B cells come from their own RNG streams: without them
+    every other simulated value is the same (the shipped cohort's earlier columns stay byte-identical)."""
+    spec = simulate.SimulationSpec(n=30, seed=13)
+    full = simulate.simulate_cohort(spec)
+    monkeypatch.setattr(simulate, "add_icans", lambda daily, *a: daily)
+    monkeypatch.setattr(simulate, "add_haematology", lambda labs, *a: labs.iloc[0:0])
+    monkeypatch.setattr(simulate, "add_bcells", lambda *a: pd.DataFrame(columns=["patient_id", "day", "analyte",
+                                                                                 "value", "unit"]))
+    bare = simulate.simulate_cohort(spec)
+    for name in ("patients", "kinetics"):
+        assert full[name].equals(bare[name]), name
+    assert full["daily"][list(bare["daily"].columns)].equals(bare["daily"])
+    assert full["labs"].iloc[: len(bare["labs"])].reset_index(drop=True).equals(bare["labs"])
+
+
+def test_shipped_seed_toxicity_in_published_ranges():
+    """ICANS about 40 % (severe 13-20 %) and nearly all with CRS (Maude, NEJM 2018); ANC dense enough to grade
+    early ICAHT for every patient; B-cell counts for the patients alive at day 14."""
+    from helpers import crs, haematotox, icans
+
+    t = simulate.simulate_cohort(simulate.SimulationSpec(seed=simulate.SHIPPED_SEED))
+    graded = crs.summarise_patients(crs.grade_daily(t["daily"]), t["patients"])
+    s = icans.summarise_patients(icans.grade_daily(t["daily"], t["patients"]), graded, t["patients"])
+    assert 0.3 <= s["icans_any"].mean() <= 0.5 and 0.1 <= (s["max_grade"] >= 3).mean() <= 0.25
+    assert set(s.loc[s["icans_any"], "timing"]) <= {"during CRS", "after CRS resolved"}
+    res = haematotox.early_icaht(t["labs"], t["patients"])
+    assert (res["status"] == "graded").all()
+    assert (haematotox.hematotox(t["labs"], t["patients"])["risk"] != "inputs incomplete").all()
+    b = t["labs"][t["labs"]["analyte"] == "cd19_b_cells"]
+    assert b["patient_id"].nunique() == len(t["patients"])
