@@ -152,6 +152,8 @@ def _unit_slips(labs: pd.DataFrame, file: str, report, min_patients: int = 5) ->
         low_dev, high_dev = low - low.median(), high - high.median()
         spread = 1.4826 * float(low_dev.abs().median())
         unit = contract.ANALYTES[analyte][0]
+        if not (np.abs(low_dev) > max(0.5, 3 * spread)).any():
+            continue  # nobody far from the cohort: no unit to suspect (and no need to build the unit registry)
         for slip in slips:
             f = units.factor(analyte, slip)
             if not f or f == 1:
