@@ -1,4 +1,6 @@
-"""Command line: `python -m helpers COMMAND` (build, validate, simulate, templates, dictionary, update-notebooks, clean)."""
+"""Command line: `python -m helpers COMMAND` (build, prepare, validate, simulate, templates, dictionary,
+update-notebooks, clean), with the exit codes listed below.
+"""
 from __future__ import annotations
 
 import argparse
@@ -59,6 +61,12 @@ def _dispatch(argv: list[str] | None) -> int:
                         "in _config.yml, else 300)")
     v = sub.add_parser("validate", help="check a cohort against the data contract and print every problem")
     v.add_argument("cohort", help="cohort folder or .xlsx workbook")
+    v.add_argument("--report", default=None,
+                   help="where the full list of problems goes (default: validation_report.csv beside the cohort)")
+    pr = sub.add_parser("prepare", help="convert a dated export (calendar dates, own names and units) to the contract")
+    pr.add_argument("raw", help="folder of the centre's CSV files (or one .xlsx workbook)")
+    pr.add_argument("out", help="folder to write the cohort into (replaced); the conversion log goes beside it")
+    pr.add_argument("--mapping", default=None, help="mapping file (default: RAW/mapping.yml when present)")
     s = sub.add_parser("simulate", help="write a simulated cohort")
     s.add_argument("--out", required=True, help="folder to write (data/simulated regenerates the shipped cohort)")
     s.add_argument("--n", type=int, default=24)
@@ -69,16 +77,28 @@ def _dispatch(argv: list[str] | None) -> int:
                    help="write crs_grade_reported and omit daily.csv (a cohort graded elsewhere)")
     s.add_argument("--calibrate", action="store_true",
                    help="search seeds from --seed for the first cohort reproducing F1-F10, then write it")
-    t = sub.add_parser("templates", help="write blank CSV templates and a workbook with a data dictionary")
+    t = sub.add_parser("templates", help="write blank CSV templates, a workbook, the data dictionary and a REDCap "
+                       "data dictionary")
     t.add_argument("out", help="folder to write into")
-    sub.add_parser("dictionary", help="regenerate book/data_contract.md from helpers/contract.py")
+    sub.add_parser("dictionary", help="regenerate book/data_contract.md and the downloads of the 'Use your own "
+                   "cohort' page from helpers/contract.py")
     u = sub.add_parser("update-notebooks", help="re-execute the committed notebooks on the shipped cohort")
     u.add_argument("notebooks", nargs="*", help="only these notebooks (default: all)")
     c = sub.add_parser("clean", help="remove cached executed notebooks and tables (shared, and a site's private cache)")
     c.add_argument("--out", default=None,
                    help="also remove the private cache of the site built here from a centre's cohort (<out>.cache)")
     args = parser.parse_args(argv)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `python -m helpers ... | head`: the reader left; stop quietly
+        _quiet_stdout()
+        return 0
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush raises no BrokenPipeError traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _build(args) -> int:
@@ -108,11 +128,85 @@ def _log(message: str) -> None:
 
 
 def _validate(args) -> int:
+    """Print the grouped report, the sections that will be skipped and the verdict; write the full list."""
     from helpers.cohort import validate
 
-    report, _ = validate(Path(args.cohort))
-    print(report.text())
-    return 0 if report.ok else 2
+    from concurrent.futures import ProcessPoolExecutor
+
+    cohort = Path(args.cohort)
+    try:
+        with ProcessPoolExecutor(max_workers=1) as pool:  # the chapters' imports load beside the validation
+            pending = pool.submit(_requirements)
+            report, loaded = validate(cohort)
+            requirements = pending.result()
+    except (OSError, RuntimeError):  # no worker process available: do it in turn
+        report, loaded = validate(cohort)
+        requirements = _requirements()
+    lines = report.text().splitlines()
+    verdict = lines.pop()
+    lines += _readiness_lines(loaded, requirements)
+    code = 0 if report.ok else 2
+    if report.problems or args.report:
+        default = (cohort if cohort.is_dir() else cohort.parent) / "validation_report.csv"
+        try:
+            lines.append(f"Every problem, one per row: {report.to_csv(Path(args.report) if args.report else default)}")
+        except OSError as exc:
+            lines.append(f"(the full report could not be written: {exc})")
+    try:
+        print("\n".join(lines + [verdict]))
+    except BrokenPipeError:
+        _quiet_stdout()
+    return code
+
+
+def _requirements() -> list:
+    """Every chapter section's declared inputs (importing the report modules registers them; run in a worker)."""
+    import importlib
+
+    from helpers import sections
+
+    for module in sections.REPORT_MODULES:
+        importlib.import_module(module)
+    return list(sections.REGISTRY.values())
+
+
+def _readiness_lines(cohort, requirements: list) -> list[str]:
+    """What each chapter section needs and whether this cohort has it (helpers.sections), when buildable."""
+    if cohort is None or not requirements:
+        return []
+    import pandas as pd
+
+    from helpers.sections import missing
+
+    rows = [(r.section, r.what, missing(cohort, r.tables, dict(r.columns))) for r in requirements]
+    table = pd.DataFrame(rows, columns=["section", "what", "reason"])
+    table["ready"] = table["reason"].isna()
+    table["reason"] = table["reason"].fillna("")
+    skipped = table[~table["ready"]]
+    if skipped.empty:
+        return [f"Chapter sections: all {len(table)} ready."]
+    lines = [f"SKIPPED: {r.what} ({r.section}): {r.reason}." for r in skipped.itertuples()]
+    return lines + [f"Chapter sections: {len(table) - len(skipped)} of {len(table)} ready; {len(skipped)} will "
+                    "be skipped (each page says why)."]
+
+
+def _prepare(args) -> int:
+    """Convert a dated export; print what changed (by column and rule) or what needs the centre."""
+    from helpers.prepare import log_path, prepare
+
+    report, log = prepare(Path(args.raw), Path(args.out), Path(args.mapping) if args.mapping else None)
+    if not report.ok:
+        print(report.text())
+        print("Nothing was written: fix the problems above (in the export or the mapping file) and run again.")
+        return 2
+    for line in log.summary():
+        print(line)
+    if report.problems:
+        print(report.text())
+    print(f"wrote {args.out} (no calendar date left) and {log_path(Path(args.out))} (every change; it keeps the "
+          "original dates and identifiers: keep it private)")
+    print(f"next: python -m helpers validate {args.out}")
+    return 0
 
 
 def _simulate(args) -> int:
@@ -165,9 +259,9 @@ def _clean(args) -> int:
     return 0
 
 
-COMMANDS = {"build": _build, "validate": _validate, "simulate": _simulate, "templates": _templates,
+COMMANDS = {"build": _build, "validate": _validate, "prepare": _prepare, "simulate": _simulate, "templates": _templates,
             "dictionary": _dictionary, "update-notebooks": _update}
-COMMANDS["clean"] = _clean  # the pipeline lane's commands
+COMMANDS["clean"] = _clean
 
 if __name__ == "__main__":
     sys.exit(main())

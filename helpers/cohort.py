@@ -8,6 +8,7 @@ order) before any analysis sees them, so no identifier can reach the published b
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import os
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from helpers import contract
+from helpers import contract, plausibility
 from helpers.contract import Column, Table
 
 WORKBOOK_SUFFIXES = (".xlsx",)
@@ -30,11 +31,13 @@ WORKBOOK_SUFFIXES = (".xlsx",)
 class Problem:
     """One finding of validation, in the user's words."""
 
-    level: str  # "error" or "warning"
+    level: str  # "error", "warning" or "note" (information: nothing to fix)
     file: str
     message: str
     row: int | None = None
     column: str | None = None
+    value: object = None  # the value found (report CSV; grouped lines show the values found)
+    summary: str | None = None  # the message without row-specific values, used when identical problems group
 
     def __str__(self) -> str:
         where = self.file
@@ -65,16 +68,74 @@ class Report:
         return not self.errors
 
     def add(self, level: str, file: str, message: str, row: int | None = None,
-            column: str | None = None) -> None:
-        self.problems.append(Problem(level, file, message, row, column))
+            column: str | None = None, value: object = None, summary: str | None = None) -> None:
+        self.problems.append(Problem(level, file, message, row, column, value, summary))
+
+    @property
+    def notes(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "note"]
+
+    def grouped(self) -> list[tuple[Problem, list[int], list[float]]]:
+        """Identical problems (same level, file, column and message) as one entry with their rows and values."""
+        groups: dict[tuple, tuple[Problem, list[int], list[float]]] = {}
+        for p in self.problems:
+            key = (p.level, p.file, p.column, p.summary or p.message, p.row is None)
+            if key not in groups:
+                groups[key] = (p, [], [])
+            if p.row is not None:
+                groups[key][1].append(p.row)
+            if p.value is not None:
+                groups[key][2].append(p.value)
+        return list(groups.values())
 
     def text(self) -> str:
-        """Human-readable report: errors first, then warnings, then the verdict."""
+        """Human-readable report: errors first, then warnings, then notes, one line per distinct problem."""
         lines = [f"Cohort: {self.source}"]
-        lines += [str(p) for p in self.errors] + [str(p) for p in self.warnings]
+        order = {"error": 0, "warning": 1, "note": 2}
+        for first, rows, values in sorted(self.grouped(), key=lambda g: order.get(g[0].level, 3)):
+            lines.append(_grouped_line(first, rows, values))
         verdict = "buildable" if self.ok else "NOT buildable"
         lines.append(f"{len(self.errors)} error(s), {len(self.warnings)} warning(s): {verdict}.")
         return "\n".join(lines)
+
+    def to_csv(self, path: Path) -> Path:
+        """Every problem, one per row (level, file, row, column, message): the full list behind the grouped text."""
+        rows = [{"level": p.level, "file": p.file, "row": p.row, "column": p.column, "value": p.value,
+                 "message": p.message} for p in self.problems]
+        frame = pd.DataFrame(rows, columns=["level", "file", "row", "column", "value", "message"])
+        frame["row"] = frame["row"].astype("Int64")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path, index=False)
+        return path
+
+
+def _grouped_line(first: Problem, rows: list[int], values: list[float] | None = None, shown: int = 3) -> str:
+    """'ERROR: labs.csv, rows 10, 26, 42 and 237 more, column 'unit': ...' (a single row reads as before)."""
+    if len(rows) <= 1:
+        found = _found(values) if first.summary is None else ""
+        return str(Problem(first.level, first.file, first.message, rows[0] if rows else None, first.column)) + found
+    found = _found(values)
+    if len(rows) <= shown + 1:
+        listed = ", ".join(map(str, rows[:-1])) + f" and {rows[-1]}"
+    else:
+        listed = ", ".join(map(str, rows[:shown])) + f" and {len(rows) - shown} more"
+    where = f"{first.file}, rows {listed}"
+    if first.column is not None:
+        where += f", column '{first.column}'"
+    return f"{first.level.upper()}: {where}: {first.summary or first.message}{found}"
+
+
+def _found(values: list | None, shown: int = 3) -> str:
+    """' Found 5.8 to 12.3.' for numbers, " Found 'ten', 'x' and 4 more." for text ('' when none)."""
+    if not values:
+        return ""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        lo, hi = min(values), max(values)
+        return f" Found {lo:g}." if lo == hi else f" Found {lo:g} to {hi:g}."
+    distinct = list(dict.fromkeys(str(v) for v in values))
+    listed = ", ".join(f"'{v}'" for v in distinct[:shown])
+    return f" Found {listed}" + (f" and {len(distinct) - shown} more." if len(distinct) > shown else ".")
 
 
 class CohortError(ValueError):
@@ -153,6 +214,9 @@ def _read_csv(path: Path, report: Report) -> pd.DataFrame | None:
     except pd.errors.ParserError as exc:
         report.add("error", name, f"the file cannot be read as CSV: {exc}")
         return None
+    names = next(csv.reader([header]))
+    if len(names) == df.shape[1]:
+        df.columns = [n.strip() for n in names]  # pandas renames a repeated header to 'x.1'; keep it visible
     return df
 
 
@@ -161,7 +225,8 @@ def _read_sources(path: Path, report: Report) -> tuple[dict[str, pd.DataFrame], 
     tables: dict[str, pd.DataFrame] = {}
     if path.is_file() and path.suffix.lower() in WORKBOOK_SUFFIXES:
         try:
-            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False)
+            sheets = pd.read_excel(path, sheet_name=None, dtype=str, keep_default_na=False, header=None)
+            sheets = {name: _header_from_first_row(df) for name, df in sheets.items()}
         except Exception as exc:  # openpyxl raises many types for corrupt files
             report.add("error", path.name, f"the workbook cannot be opened: {exc}")
             return {}, None, path.name
@@ -194,6 +259,15 @@ def _read_sources(path: Path, report: Report) -> tuple[dict[str, pd.DataFrame], 
     return tables, meta, path.name
 
 
+def _header_from_first_row(df: pd.DataFrame) -> pd.DataFrame:
+    """A sheet read without a header: its first row becomes the column names as written (repeats kept)."""
+    if df.empty:
+        return pd.DataFrame()
+    body = df.iloc[1:].reset_index(drop=True)
+    body.columns = [str(c).strip() for c in df.iloc[0]]
+    return body
+
+
 def _meta_from_sheet(df: pd.DataFrame) -> dict:
     """A 'cohort' sheet has two columns, key and value (values parsed as YAML scalars)."""
     meta = {}
@@ -219,28 +293,43 @@ NA_WORDS = {"", "na", "nan", "n/a"}
 
 
 def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> pd.Series:
-    """Parse one text column into its kind (vectorised), reporting every cell that does not fit.
+    """Parse one text column into its kind, reporting every cell that does not fit.
 
-    Fast path on the raw text; only cells that do not parse as they stand are stripped of surrounding
-    spaces, lower-cased for the missing-value words, and parsed again (large tables stay fast).
+    Each distinct text is parsed once (a long table repeats the same few category, flag and unit words
+    many times), then spread back to the rows. Cells that do not parse as they stand are stripped of
+    surrounding spaces, lower-cased for the missing-value words, and parsed again.
     """
-    raw = values.astype(str)
+    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=True)
+    raw = pd.Series(uniques, dtype=object).astype(str)
     if col.kind == "text":
         raw = raw.str.strip()
     parsed, expected = _parse_cells(raw.where(raw.ne("")), col)
     parsed = parsed.astype(object)
     retry = parsed.isna() & raw.ne("")
-    bad = pd.Series(False, index=values.index)
+    bad = pd.Series(False, index=raw.index)
+    text = raw
     if retry.any():
-        text = raw[retry].str.strip()
-        missing = text.str.lower().isin(NA_WORDS)
-        again, _ = _parse_cells(text.where(~missing), col)
+        text = raw.copy()
+        text[retry] = raw[retry].str.strip()
+        missing = text[retry].str.lower().isin(NA_WORDS)
+        again, _ = _parse_cells(text[retry].where(~missing), col)
         parsed.loc[retry] = again.astype(object).where(again.notna(), None)
         bad.loc[retry] = ~missing & again.isna()
-        for idx in text.index[bad[retry]]:
-            report.add("error", file, f"found '{text[idx]}', expected {expected}.", row=int(idx) + 2,
-                       column=col.name)
-    return _typed(parsed.where(~bad), col)
+    parsed = parsed.where(~bad)
+    if col.kind in ("number", "integer", "flag"):  # spread floats, not Python objects: long tables stay fast
+        numbers = np.append(pd.to_numeric(parsed, errors="coerce").to_numpy(dtype=float), np.nan)
+        full = pd.Series(numbers.take(codes), index=values.index)  # code -1 (missing) takes the final NaN
+    else:
+        full = pd.Series(np.append(np.asarray(parsed, dtype=object), None).take(codes), index=values.index,
+                         dtype=object)
+    if bad.any():
+        bad_rows = np.flatnonzero(bad.to_numpy()[codes] & (codes >= 0))
+        shown = text.to_numpy()
+        for pos in bad_rows:
+            found = shown[codes[pos]]
+            report.add("error", file, f"found '{found}', expected {expected}.", row=int(values.index[pos]) + 2,
+                       column=col.name, value=found, summary=f"expected {expected}.")
+    return _typed(full, col)
 
 
 def _parse_cells(text: pd.Series, col: Column) -> tuple[pd.Series, str]:
@@ -321,7 +410,8 @@ def _check_schema(df: pd.DataFrame, table: Table, file: str, report: Report,
                 unit = f" {unit}" if unit and unit != "%" else unit
                 value = case["failure_case"]
                 shown = f"{value:g}" if isinstance(value, (int, float)) else str(value)
-                report.add("error", file, f"found {shown}, expected {check}{unit}.", row, column)
+                report.add("error", file, f"found {shown}, expected {check}{unit}.", row, column,
+                           value=value, summary=f"expected {check}{unit}.")
 
 
 def _looks_identifying(column: str) -> bool:
@@ -330,12 +420,51 @@ def _looks_identifying(column: str) -> bool:
     return any(word in words for word in contract.FORBIDDEN_COLUMN_WORDS)
 
 
+def _drop_blank_rows(raw: pd.DataFrame, file: str, report: Report) -> pd.DataFrame:
+    """Rows with every cell empty (a spreadsheet's trailing ',,,,' lines) are dropped with one note each."""
+    if raw.empty or raw.shape[1] == 0:
+        return raw
+    first = raw.iloc[:, 0].isin(["", " ", "  ", "\t"])  # hashing, not string operations: long tables stay fast
+    if not first.any():
+        return raw
+    candidates = raw[first]
+    blank = candidates.apply(lambda c: c.astype(str).str.strip().eq("")).all(axis=1)
+    for idx in candidates.index[blank]:
+        report.add("note", file, "empty row: ignored.", int(idx) + 2)
+    return raw.drop(index=candidates.index[blank])
+
+
+def _refuse_repeated_headers(columns: list[str], file: str, report: Report) -> bool:
+    """A column name given twice (case and spaces ignored) is refused: which copy holds the data is unknowable."""
+    seen: dict[str, list[int]] = {}
+    for i, c in enumerate(columns):
+        seen.setdefault(str(c).lower(), []).append(i + 1)
+    repeated = {name: pos for name, pos in seen.items() if len(pos) > 1}
+    for name, pos in repeated.items():
+        where = ", ".join(map(str, pos[:-1])) + f" and {pos[-1]}"
+        report.add("error", file, f"the header names this column {len(pos)} times (columns {where}); each column "
+                   "may appear once. Remove or rename the repeated column.", column=columns[pos[0] - 1])
+    return bool(repeated)
+
+
+def _is_redcap_structural(column: str) -> bool:
+    """REDCap's own export columns (event, repeat instrument/instance, access group, form status)."""
+    name = str(column).strip().lower()
+    return name in contract.REDCAP_COLUMNS or name.startswith("redcap_") or name.endswith("_complete")
+
+
 def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> pd.DataFrame | None:
     """Columns present, forbidden and unknown columns, parsed types, ranges and duplicate keys."""
     known_lower = {c.lower(): c for c in table.names}
     raw = raw.rename(columns=lambda c: known_lower.get(str(c).strip().lower(), str(c).strip()))
     columns = list(raw.columns)
     n_before = len(report.errors)
+    if _refuse_repeated_headers(columns, file, report):
+        return None
+    structural = [c for c in columns if c not in table.names and _is_redcap_structural(c)]
+    for col in structural:
+        report.add("note", file, "REDCap structural column: ignored (not data; never published).", column=col)
+    columns = [c for c in columns if c not in structural]
     forbidden = [c for c in columns if _looks_identifying(c)]
     for col in forbidden:
         report.add("error", file, "looks like a direct identifier or calendar date; the book never needs it "
@@ -349,6 +478,7 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
             report.add("warning", file, "unknown column: ignored, and never published.", column=col)
     if len(report.errors) > n_before:
         return None
+    raw = _drop_blank_rows(raw, file, report)
     if raw.empty:
         if table.required:
             report.add("error", file, "has a header but no data rows.")
@@ -367,7 +497,8 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
         for idx in parsed.index[dup]:
             keyval = ", ".join(f"{k}={parsed.at[idx, k]}" for k in table.key)
             report.add("error", file, f"duplicate row for {keyval}; each {' + '.join(table.key)} may appear once.",
-                       row=int(idx) + 2, column=table.key[-1])
+                       row=int(idx) + 2, column=table.key[-1],
+                       summary=f"duplicate row; each {' + '.join(table.key)} may appear once.")
     return parsed
 
 
@@ -375,26 +506,67 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
 # Checks across tables, units and settings
 # --------------------------------------------------------------------------------------------
 
-def _check_units(labs: pd.DataFrame, file: str, report: Report) -> pd.DataFrame:
-    """Convert units with a fixed factor to the canonical unit (warning); refuse any other unit."""
+def _check_units(labs: pd.DataFrame, file: str, report: Report, d_dimer_units: str | None = None) -> pd.DataFrame:
+    """Convert each (analyte, unit) pair to the canonical unit with pint (one message per pair, not per row).
+
+    Spelling variants of the canonical unit are accepted silently; other units of the same quantity are
+    converted (warning, grouped); a D-dimer unit without FEU/DDU is refused unless cohort.yml declares
+    `d_dimer_units`; anything else is refused.
+    """
+    from helpers import units
+
     labs = labs.copy()
-    canonical = labs["analyte"].map({a: unit for a, (unit, _) in contract.ANALYTES.items()}).fillna("")
-    unit = labs["unit"].astype(str).str.strip()
-    same = unit.str.lower().eq(canonical.str.lower()) | canonical.eq("")
-    labs.loc[same & canonical.ne(""), "unit"] = canonical
-    for idx in labs.index[~same]:
-        analyte, found, target = labs.at[idx, "analyte"], unit[idx], canonical[idx]
-        factor = contract.UNIT_CONVERSIONS.get((analyte, found))
-        if factor is None:
-            report.add("error", file, f"unit '{found}' does not match {analyte}'s canonical unit '{target}' "
-                       f"and has no unambiguous conversion; convert the value to {target}.",
-                       row=int(idx) + 2, column="unit")
+    analyte_codes, analytes = pd.factorize(labs["analyte"])
+    unit_codes, found_units = pd.factorize(labs["unit"])
+    width = len(found_units) + 1
+    pair = analyte_codes.astype(np.int64) * width + (unit_codes + 1)  # unit code 0 = missing unit
+    pairs, inverse = np.unique(pair, return_inverse=True)
+    factors = np.ones(len(pairs))
+    targets = np.empty(len(pairs), dtype=object)
+    for k, code in enumerate(pairs):
+        a, u = divmod(int(code), width)
+        if code < 0 or u == 0:  # analyte or unit missing: already reported by the column checks
             continue
-        labs.at[idx, "value"] = labs.at[idx, "value"] * factor
-        labs.at[idx, "unit"] = target
-        report.add("warning", file, f"{analyte} in '{found}' converted to '{target}' (x {factor:g}).",
-                   row=int(idx) + 2, column="unit")
+        analyte, unit = analytes[a], str(found_units[u - 1]).strip()
+        factors[k], targets[k] = _unit_pair(analyte, unit, np.flatnonzero(inverse == k), labs.index, file,
+                                            report, d_dimer_units)
+    ok = pd.notna(targets[inverse])
+    labs["value"] = np.where(ok, labs["value"].to_numpy(dtype=float) * factors[inverse], labs["value"].to_numpy())
+    labs["unit"] = np.where(ok, targets[inverse], labs["unit"].to_numpy(dtype=object))
     return labs
+
+
+def _unit_pair(analyte: str, unit: str, positions: np.ndarray, index: pd.Index, file: str, report: Report,
+               d_dimer_units: str | None) -> tuple[float, str | None]:
+    """(factor, canonical unit) for one analyte-unit pair of labs, reporting on its rows; (1, None) if refused."""
+    from helpers import units
+
+    target = contract.ANALYTES[analyte][0]
+    if units.same_unit(unit, target):
+        return 1.0, target
+    rows = [int(i) + 2 for i in index[positions]]
+    factor = units.factor(analyte, unit)
+    shown = f"{unit}'"
+    if factor is None and units.is_ambiguous(analyte, unit):
+        factor = units.convention_factor(analyte, unit, d_dimer_units)
+        if factor is None:
+            for row in rows:
+                report.add("error", file, f"{analyte} in '{unit}' is ambiguous: D-dimer is reported in FEU "
+                           "(fibrinogen-equivalent units) or DDU (D-dimer units), about a factor 2 apart. Write "
+                           f"'{unit} FEU' or '{unit} DDU', or declare it for the whole cohort in cohort.yml "
+                           "(d_dimer_units: FEU or DDU).", row=row, column="unit")
+            return 1.0, None
+        shown = f"{unit}' (declared {d_dimer_units} in cohort.yml)"
+    if factor is None:
+        for row in rows:
+            report.add("error", file, f"unit '{unit}' does not match {analyte}'s canonical unit '{target}' "
+                       f"and has no unambiguous conversion; convert the value to {target}.", row=row, column="unit")
+        return 1.0, None
+    level = "note" if factor == 1 else "warning"
+    for row in rows:
+        report.add(level, file, f"{analyte} in '{shown} converted to '{target}' (x {factor:g}).", row=row,
+                   column="unit")
+    return factor, target
 
 
 def _check_patients(p: pd.DataFrame, file: str, report: Report, settings: Settings) -> None:
@@ -404,7 +576,8 @@ def _check_patients(p: pd.DataFrame, file: str, report: Report, settings: Settin
         for idx in p.index[bad.fillna(False)]:
             report.add("error", file, f"pfs_days ({p.at[idx, 'pfs_days']:g}) is after os_days "
                        f"({p.at[idx, 'os_days']:g}); progression-free time cannot exceed overall time.",
-                       int(idx) + 2, "pfs_days")
+                       int(idx) + 2, "pfs_days", value=float(p.at[idx, "pfs_days"]),
+                       summary="pfs_days is after os_days; progression-free time cannot exceed overall time.")
     if ("pfs_days" in p) != ("pfs_event" in p):
         report.add("error", file, "pfs_days and pfs_event go together: give both or neither.",
                    column="pfs_event" if "pfs_days" in p else "pfs_days")
@@ -441,12 +614,13 @@ def _check_references(tables: dict[str, pd.DataFrame], labels: dict[str, str], r
             continue
         for idx in df.index[~df["patient_id"].isin(known)]:
             report.add("error", labels[name], f"patient_id '{df.at[idx, 'patient_id']}' is not in patients.",
-                       int(idx) + 2, "patient_id")
+                       int(idx) + 2, "patient_id", value=df.at[idx, "patient_id"], summary="patient_id is not in patients.")
         late = df["patient_id"].map(death_day) < df["day"]
         for idx in df.index[late.fillna(False)]:
             pid = df.at[idx, "patient_id"]
             report.add("error", labels[name], f"day {df.at[idx, 'day']:g} is after the death of '{pid}' on day "
-                       f"{death_day[pid]:g} (patients os_days, os_event = 1).", int(idx) + 2, "day")
+                       f"{death_day[pid]:g} (patients os_days, os_event = 1).", int(idx) + 2, "day",
+                       summary="day is after the patient's death (patients os_days, os_event = 1).")
 
 
 # setting -> (test of the YAML value, what is expected, in words)
@@ -460,13 +634,15 @@ _SETTING_TYPES = {
                             "a list drawn from " + ", ".join(contract.RESPONSES)),
     "censor_at_hsct": (lambda v: isinstance(v, bool), "true or false"),
     "simulated": (lambda v: isinstance(v, bool), "true or false"),
+    "d_dimer_units": (lambda v: v in ("FEU", "DDU"), "FEU or DDU"),
 }
 
 
 def _settings(meta: dict | None, report: Report) -> tuple[Settings, dict]:
     """Analysis settings and cohort fields from cohort.yml: unknown keys and wrongly typed values are refused."""
     meta = dict(meta or {})
-    known = {s.name for s in contract.SETTINGS} | {s.name for s in contract.COHORT_FIELDS} | {"seed", "simulator"}
+    known = ({s.name for s in contract.SETTINGS} | {s.name for s in contract.COHORT_FIELDS}
+             | {s.name for s in contract.UNIT_SETTINGS} | {"seed", "simulator"})
     for key in sorted(set(meta) - known):
         report.add("error", "cohort.yml", f"unknown setting '{key}'; known: {', '.join(sorted(known))}.")
     for key, (ok, expected) in _SETTING_TYPES.items():
@@ -516,10 +692,11 @@ def validate(path: str | Path) -> tuple[Report, Cohort | None]:
         elif not table.required and "patients" in raw:
             report.add("warning", labels[name], f"optional table absent; skipped: {table.used_by}.")
     if "labs" in parsed:
-        parsed["labs"] = _check_units(parsed["labs"], labels["labs"], report)
+        parsed["labs"] = _check_units(parsed["labs"], labels["labs"], report, meta.get("d_dimer_units"))
     if "patients" in parsed:
         _check_patients(parsed["patients"], labels["patients"], report, settings)
         _check_references(parsed, labels, report)
+    plausibility.check(parsed, labels, report)
     enrolled = _enrolled(meta.get("enrolled"), len(parsed["patients"]), report) if "patients" in parsed else None
     if not report.ok or "patients" not in parsed:
         return report, None
@@ -584,8 +761,10 @@ def remember(path: Path, cohort: Cohort) -> None:
 
 def _content_key(path: Path) -> str:
     """SHA-256 over the cohort's files (names and bytes) and the source of the loader and the contract."""
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.suffix in (".csv", ".yml", ".yaml"))
-    files += [Path(__file__), Path(contract.__file__)]
+    inputs = {t.filename for t in contract.TABLES.values()} | {"cohort.yml"}  # not validation_report.csv
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.name in inputs)
+    files += [Path(__file__), Path(contract.__file__), Path(plausibility.__file__),
+              Path(__file__).with_name("units.py")]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())

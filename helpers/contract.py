@@ -68,7 +68,7 @@ SEIZURE_KINDS = ("none", "rapidly_resolving", "prolonged_or_repetitive")
 CEREBRAL_EDEMA_KINDS = ("none", "focal", "diffuse")
 
 # Analyte vocabulary with canonical units. Values in other units are converted by the loader
-# only where the conversion is a fixed factor (see UNIT_CONVERSIONS), never guessed.
+# only where the conversion is a fixed factor (helpers.units: pint, UNIT_CONVERSIONS, molar masses), never guessed.
 ANALYTES: dict[str, tuple[str, str]] = {
     "il6": ("pg/mL", "interleukin-6"),
     "ifng": ("pg/mL", "interferon-gamma"),
@@ -170,10 +170,16 @@ PATIENTS = Table(
     used_by="every chapter",
 )
 
+# Kinetics samples before infusion are baselines (the month before infusion: apheresis, lymphodepletion)
+# or traces of an earlier CAR-T product; they are kept and reported as such, never used for Cmax/Tmax.
+_SAMPLE_DAY = Column("day", "number", "Day relative to CAR-T infusion (day 0). Days -30 to -1 are pre-infusion "
+                     "baselines (apheresis, lymphodepletion, an earlier CAR-T product); kinetic parameters use "
+                     "days from 0.", required=True, unit="days", minimum=-30, maximum=3650, nullable=False)
+
 KINETICS = Table(
     "kinetics", "CAR transgene in blood by qPCR, one row per patient and sample day.", False,
     (
-        _ID, _DAY,
+        _ID, _SAMPLE_DAY,
         Column("car_copies_per_ug_dna", "number", "CAR transgene copies per ug genomic DNA; 0 = below the "
                "limit of quantification.", required=True, unit="copies/ug DNA", minimum=0, maximum=1e9,
                nullable=False),
@@ -302,3 +308,172 @@ def _num(x: float | None) -> str:
     if x is None:
         return "any"
     return f"{x:g}"
+
+
+# --------------------------------------------------------------------------------------------
+# Units, plausibility and vocabularies a centre's export is read with (helpers.units,
+# helpers.plausibility, helpers.prepare). Append new entries; keep existing ones in place.
+# --------------------------------------------------------------------------------------------
+
+# Molar masses for mass <-> molar conversions of laboratory values (g/mol; PubChem).
+MOLAR_MASS_G_PER_MOL: dict[str, float] = {
+    "bilirubin": 584.66,   # mg/dL -> umol/L x 17.1
+    "creatinine": 113.12,  # mg/dL -> umol/L x 88.4
+}
+
+
+@dataclass(frozen=True)
+class Range:
+    """Limits for a value: outside `possible` is an error (not compatible with life or a slip), outside
+    `plausible` a warning. Either bound may be None (no limit)."""
+
+    possible: tuple[float | None, float | None]
+    plausible: tuple[float | None, float | None]
+    source: str = ""
+
+
+_LAB = ("well beyond adult and paediatric reference intervals and reported extremes; the project's limits, to "
+        "widen where a centre has seen more")
+
+# Per-analyte limits in the canonical unit (checked after unit conversion).
+ANALYTE_RANGES: dict[str, Range] = {
+    "il6": Range((0, 1e6), (0, 1e5), "CRS cytokine peaks of 10^3-10^5 pg/mL are reported (Teachey et al., Cancer "
+                 "Discov 2016; verify)"),
+    "ifng": Range((0, 1e6), (0, 1e5), "Teachey et al., Cancer Discov 2016"),
+    "il10": Range((0, 1e6), (0, 1e5), "Teachey et al., Cancer Discov 2016"),
+    "tnfa": Range((0, 1e5), (0, 1e4), "Teachey et al., Cancer Discov 2016"),
+    "crp": Range((0, 1000), (0, 600), _LAB),
+    "ferritin": Range((0, 500000), (0, 200000), "HLH-like CRS ferritin can exceed 10^5 ng/mL"),
+    "procalcitonin": Range((0, 1000), (0, 500), _LAB),
+    "fibrinogen": Range((0, 20), (0.1, 10), _LAB),
+    "d_dimer": Range((0, 1000), (0, 100), _LAB),
+    "pt": Range((3, 300), (5, 150), _LAB),
+    "aptt": Range((5, 300), (15, 200), _LAB),
+    "alt": Range((0, 50000), (0, 20000), _LAB),
+    "ast": Range((0, 50000), (0, 20000), _LAB),
+    "bilirubin": Range((0, 1500), (0, 800), _LAB),
+    "creatinine": Range((5, 3000), (10, 1500), _LAB),
+    "wbc": Range((0, 1000), (0, 500), "hyperleukocytosis in ALL rarely exceeds 500 x 10^9/L"),
+    "anc": Range((0, 500), (0, 100), _LAB),
+    "hemoglobin": Range((20, 400), (25, 220), "below 20 g/L is not compatible with life; g/dL values (5-17) "
+                        "fall here"),
+    "platelets": Range((0, 5000), (0, 2000), _LAB),
+    "ldh": Range((0, 100000), (50, 50000), _LAB),
+}
+
+# (table, column) -> limits beyond the contract's own minimum/maximum.
+COLUMN_RANGES: dict[tuple[str, str], Range] = {
+    ("daily", "temp_max_c"): Range((30, 43), (34, 42), "core temperatures above 43 C or below 30 C are not "
+                                   "survivable outside a resuscitation setting"),
+    ("daily", "sbp_min_mmhg"): Range((40, 300), (50, 250), "a systolic pressure below 40 mmHg is cardiac arrest"),
+    ("daily", "o2_flow_l_min"): Range((0, 80), (0, 70), "high-flow devices deliver up to 60-70 L/min"),
+    ("patients", "age_years"): Range((0, 120), (1, 90), "CD19 CAR-T in B-ALL is given from age 1"),
+    ("patients", "car_dose_per_kg"): Range((1e3, 1e9), (1e4, 1e8), "CD19 CAR-T doses span about 10^5-10^7 "
+                                         "CAR+ cells/kg (tisagenlecleucel 0.2-5.0 x 10^6/kg; dose-finding "
+                                         "trials 10^5-10^7/kg)"),
+    ("patients", "ldh_u_per_l"): Range((0, 100000), (50, 50000), _LAB),
+}
+
+# Analyte -> units a value is often entered in by mistake while labelled in the canonical unit;
+# the distribution check names them as the likely cause ("looks like mg/dL").
+LIKELY_UNIT_SLIPS: dict[str, tuple[str, ...]] = {
+    "crp": ("mg/dL",), "hemoglobin": ("g/dL",), "creatinine": ("mg/dL",), "bilirubin": ("mg/dL",),
+    "fibrinogen": ("mg/dL",), "d_dimer": ("ug/L FEU",), "ferritin": ("ug/mL",), "il6": ("ng/mL",),
+    "wbc": ("cells/uL",), "anc": ("cells/uL",), "platelets": ("cells/uL",), "procalcitonin": ("pg/mL",),
+}
+
+# cohort.yml settings a centre declares for its whole cohort (read by helpers.cohort).
+UNIT_SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("d_dimer_units", None, "FEU or DDU: how D-dimer values given without the qualifier (e.g. "
+                "'mg/L') were reported; DDU values are doubled to FEU (ISTH SSC convention)."),
+)
+
+# Structural columns of a REDCap export: ignored with a note (they are not data and never published).
+REDCAP_COLUMNS = ("redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance",
+                  "redcap_data_access_group", "redcap_survey_identifier", "redcap_arm")
+
+# Default synonyms used by `python -m helpers prepare` (a centre extends them in mapping.yml).
+# Keys are compared lower-cased with spaces, '-' and '_' removed.
+FLAG_SYNONYMS: dict[str, int] = {
+    "1": 1, "0": 0, "yes": 1, "no": 0, "y": 1, "n": 0, "true": 1, "false": 0, "t": 1, "f": 0,
+    "positive": 1, "negative": 0, "pos": 1, "neg": 0, "checked": 1, "unchecked": 0, "ja": 1, "nein": 0,
+}
+VALUE_SYNONYMS: dict[str, dict[str, str]] = {
+    "best_response": {
+        "cr": "CR", "completeremission": "CR", "completeresponse": "CR", "cri": "CRi",
+        "crwithincompletecountrecovery": "CRi", "crwithincompletehematologicrecovery": "CRi",
+        "crwithincompletehaematologicrecovery": "CRi", "pr": "PR", "partialresponse": "PR",
+        "partialremission": "PR", "nr": "NR", "noresponse": "NR", "refractory": "NR",
+        "progressivedisease": "NR", "pd": "NR", "stabledisease": "NR", "sd": "NR",
+        "ne": "NE", "notevaluable": "NE", "notassessed": "NE", "earlydeath": "NE",
+    },
+    "sex": {"f": "F", "female": "F", "w": "F", "woman": "F", "m": "M", "male": "M", "man": "M"},
+    "death_cause": {
+        "relapse": "relapse", "progression": "relapse", "diseaseprogression": "relapse",
+        "progressivedisease": "relapse", "leukemia": "relapse", "leukaemia": "relapse",
+        "crs": "crs", "cytokinereleasesyndrome": "crs", "infection": "infection", "sepsis": "infection",
+        "septicshock": "infection", "other": "other",
+    },
+}
+# Best-response strings that also carry the MRD result: -> (best_response, mrd_negative).
+RESPONSE_WITH_MRD: dict[str, tuple[str, bool]] = {
+    "mrdnegativecr": ("CR", True), "crmrdnegative": ("CR", True), "crmrd": ("CR", True),
+    "mrdpositivecr": ("CR", False), "crmrdpositive": ("CR", False), "crmrd+": ("CR", False),
+    "mrdnegativecri": ("CRi", True), "crimrdnegative": ("CRi", True), "crimrd": ("CRi", True),
+    "mrdpositivecri": ("CRi", False), "crimrdpositive": ("CRi", False), "crimrd+": ("CRi", False),
+}
+ANALYTE_SYNONYMS: dict[str, str] = {
+    "il6": "il6", "interleukin6": "il6", "ifng": "ifng", "ifngamma": "ifng", "interferongamma": "ifng",
+    "ifnγ": "ifng", "il10": "il10", "interleukin10": "il10", "tnfa": "tnfa", "tnfalpha": "tnfa",
+    "tumornecrosisfactoralpha": "tnfa", "tnfα": "tnfa", "crp": "crp", "creactiveprotein": "crp",
+    "ferritin": "ferritin", "pct": "procalcitonin", "procalcitonin": "procalcitonin",
+    "fibrinogen": "fibrinogen", "fib": "fibrinogen", "ddimer": "d_dimer", "dd": "d_dimer",
+    "pt": "pt", "prothrombintime": "pt", "aptt": "aptt", "ptt": "aptt",
+    "alt": "alt", "gpt": "alt", "alat": "alt", "sgpt": "alt", "ast": "ast", "got": "ast", "asat": "ast",
+    "sgot": "ast", "bilirubin": "bilirubin", "totalbilirubin": "bilirubin", "tbil": "bilirubin",
+    "bili": "bilirubin", "creatinine": "creatinine", "crea": "creatinine", "creat": "creatinine",
+    "wbc": "wbc", "leukocytes": "wbc", "leucocytes": "wbc", "whitebloodcells": "wbc",
+    "anc": "anc", "neutrophils": "anc", "absoluteneutrophilcount": "anc", "neut": "anc",
+    "hb": "hemoglobin", "hgb": "hemoglobin", "hemoglobin": "hemoglobin", "haemoglobin": "hemoglobin",
+    "plt": "platelets", "platelets": "platelets", "thrombocytes": "platelets", "ldh": "ldh",
+    "lactatedehydrogenase": "ldh",
+}
+# Oxygen support as written in vitals exports -> contract device (helpers.prepare parses flow and FiO2).
+OXYGEN_SYNONYMS: dict[str, str] = {
+    "roomair": "none", "ra": "none", "none": "none", "no": "none", "ambient": "none",
+    "nc": "low_flow", "nasalcannula": "low_flow", "lowflow": "low_flow", "lfnc": "low_flow", "blowby": "low_flow",
+    "hfnc": "high_flow", "highflow": "high_flow", "hfno": "high_flow", "optiflow": "high_flow",
+    "airvo": "high_flow", "fm": "facemask", "facemask": "facemask", "simplemask": "facemask", "mask": "facemask",
+    "nrb": "nonrebreather", "nrm": "nonrebreather", "nonrebreather": "nonrebreather",
+    "venturi": "venturi", "venturimask": "venturi", "cpap": "cpap", "bipap": "bipap", "niv": "bipap",
+    "intubated": "mechanical_ventilation", "ventilated": "mechanical_ventilation",
+    "mechanicalventilation": "mechanical_ventilation", "mv": "mechanical_ventilation",
+    "ett": "mechanical_ventilation", "imv": "mechanical_ventilation",
+}
+# Catecholamines -> potency relative to norepinephrine for the norepinephrine-equivalent dose
+# (Goradia S et al., "Vasopressor dose equivalence: a scoping review and suggested formula",
+# J Crit Care 2021;61:233-240; the same factors as Kotani Y et al., Crit Care 2023;27:29):
+# NEE = norepinephrine + epinephrine + phenylephrine / 10 + dopamine / 100 + metaraminol / 8.
+# Vasopressin is not converted: the contract records it as its own flag (`vasopressin`), as ASTCT
+# and the Lee 2014 high-dose footnote treat it separately.
+CATECHOLAMINES: dict[str, float] = {
+    "norepinephrine": 1.0, "epinephrine": 1.0, "phenylephrine": 0.1, "dopamine": 0.01, "metaraminol": 0.125,
+}
+DRUG_SYNONYMS: dict[str, str] = {
+    "norepinephrine": "norepinephrine", "noradrenaline": "norepinephrine", "levophed": "norepinephrine",
+    "norepi": "norepinephrine", "ne": "norepinephrine", "epinephrine": "epinephrine", "adrenaline": "epinephrine",
+    "epi": "epinephrine", "phenylephrine": "phenylephrine", "neosynephrine": "phenylephrine",
+    "dopamine": "dopamine", "metaraminol": "metaraminol", "aramine": "metaraminol",
+    "vasopressin": "vasopressin", "argipressin": "vasopressin", "pitressin": "vasopressin",
+    "vasostrict": "vasopressin", "terlipressin": "vasopressin",
+    "tocilizumab": "tocilizumab", "actemra": "tocilizumab", "roactemra": "tocilizumab", "toci": "tocilizumab",
+    "dexamethasone": "steroids", "decadron": "steroids", "methylprednisolone": "steroids",
+    "solumedrol": "steroids", "hydrocortisone": "steroids", "prednisolone": "steroids", "prednisone": "steroids",
+    "dex": "steroids", "mp": "steroids", "mpred": "steroids",
+}
+# A centre's calendar-date columns in the patients table -> the contract's day column (helpers.prepare).
+DATE_COLUMNS: dict[str, str] = {
+    "death_or_last_contact_date": "os_days", "last_contact_date": "os_days",
+    "pfs_date": "pfs_days", "progression_or_last_contact_date": "pfs_days",
+    "remission_date": "remission_day", "hsct_date": "hsct_day",
+}

@@ -126,8 +126,9 @@ CASES = [
      "ERROR: patients.csv, column 'MRN': looks like a direct identifier or calendar date; the book never needs it "
      "and must not publish it. Remove the column (times are days from infusion)."),
     ("unknown setting in cohort.yml", {"cohort_yml": "name: X\nsevere_grade: 3\n"},
-     "ERROR: cohort.yml: unknown setting 'severe_grade'; known: censor_at_hsct, crs_system, enrolled, landmark_day, "
-     "name, remission_responses, seed, severe_crs_grade, simulated, simulator, source."),
+     "ERROR: cohort.yml: unknown setting 'severe_grade'; known: " + ", ".join(sorted(
+         {s.name for s in contract.SETTINGS + contract.COHORT_FIELDS + contract.UNIT_SETTINGS} | {"seed", "simulator"}))
+     + "."),
     ("wrongly typed setting", {"cohort_yml": "name: X\nsevere_crs_grade: three\nlandmark_day: 0\n"},
      "ERROR: cohort.yml: severe_crs_grade is 'three'; expected a whole number from 1 to 5."),
     ("setting outside its range", {"cohort_yml": "name: X\nlandmark_day: 0\n"},
@@ -136,6 +137,54 @@ CASES = [
      "ERROR: cohort.yml: crs_system is 'mayo'; expected one of astct, lee2014, ctcae5, penn."),
     ("enrolled fewer than infused", {"cohort_yml": "name: X\nenrolled: 2\n"},
      "ERROR: cohort.yml: enrolled is 2; expected a whole number of at least 3 (the patients infused)."),
+    # plausibility (helpers.plausibility): physiologically impossible values and contradictions
+    ("temperature not survivable", {"daily_csv": DAILY.replace("A1,1,38.5", "A1,1,45.0")},
+     "ERROR: daily.csv, row 2, column 'temp_max_c': above the physiologically possible 43 C (core temperatures "
+     "above 43 C or below 30 C are not survivable outside a resuscitation setting)."),
+    ("systolic pressure of cardiac arrest", {"daily_csv": DAILY.replace("38.5,110", "38.5,20")},
+     "ERROR: daily.csv, row 2, column 'sbp_min_mmhg': below the physiologically possible 40 mmHg (a systolic "
+     "pressure below 40 mmHg is cardiac arrest)."),
+    ("room air with FiO2 above 21%", {"daily_csv": DAILY.replace("none,0,21", "none,0,60")},
+     "ERROR: daily.csv, row 2, column 'fio2_pct': oxygen is 'none' (room air, FiO2 21%) but a higher FiO2 is "
+     "recorded; correct the device or the FiO2."),
+    ("room air with a flow", {"daily_csv": DAILY.replace("none,0,21", "none,10,21")},
+     "ERROR: daily.csv, row 2, column 'o2_flow_l_min': oxygen is 'none' (room air) but an oxygen flow is "
+     "recorded; correct the device or the flow."),
+    ("low flow at 60 L/min", {"daily_csv": DAILY.replace("high_flow,20,50", "low_flow,60,50")},
+     "ERROR: daily.csv, row 3, column 'o2_flow_l_min': low_flow above 15 L/min is not possible with a low-flow "
+     "device; record high_flow or correct the flow."),
+    ("haemoglobin in g/dL labelled g/L", {"labs_csv": LABS + "A1,2,hemoglobin,9.8,g/L\n"},
+     "ERROR: labs.csv, row 4, column 'value': hemoglobin below the physiologically possible 20 g/L (below 20 g/L "
+     "is not compatible with life; g/dL values (5-17) fall here); check the value and its unit."),
+    ("CAR-T dose in 10^6 cells/kg", {"patients_csv": PATIENTS.replace("bm_blasts_pct\n", "bm_blasts_pct,"
+                                     "car_dose_per_kg\n").replace("12.5\n", "12.5,1.5\n").replace(",80\n", ",80,"
+                                     "1000000\n").replace(",40\n", ",40,2000000\n")},
+     "ERROR: patients.csv, row 2, column 'car_dose_per_kg': below the physiologically possible 1,000 cells/kg "
+     "(CD19 CAR-T doses span about 10^5-10^7 CAR+ cells/kg (tisagenlecleucel 0.2-5.0 x 10^6/kg; dose-finding "
+     "trials 10^5-10^7/kg)). This looks like a dose in 10^6 cells/kg: write the number of cells per kg (1.5 x "
+     "10^6/kg is 1500000)."),
+    ("death that is not a PFS event", {"patients_csv": PATIENTS.replace("B2,NR,90,1,30,1", "B2,NR,90,1,30,0")},
+     "ERROR: patients.csv, row 3, column 'pfs_event': os_event is 1 (died) but pfs_event is 0; a death is a PFS "
+     "event: set pfs_event to 1, with pfs_days on or before os_days."),
+    ("HSCT after death", {"patients_csv": PATIENTS.replace("bm_blasts_pct\n", "bm_blasts_pct,hsct_day\n")
+                          .replace("12.5\n", "12.5,\n").replace(",80\n", ",80,120\n").replace(",40\n", ",40,\n")},
+     "ERROR: patients.csv, row 3, column 'hsct_day': hsct_day is after os_days; a transplant must fall within "
+     "follow-up (before death or last contact)."),
+    ("CRS death without any CRS", {"patients_csv": PATIENTS.replace("bm_blasts_pct\n", "bm_blasts_pct,"
+                                   "death_cause,crs_grade_reported\n").replace("12.5\n", "12.5,,1\n")
+                                   .replace(",80\n", ",80,crs,0\n").replace(",40\n", ",40,,0\n")},
+     "ERROR: patients.csv, row 3, column 'death_cause': death_cause is crs but no CRS is recorded before death (no "
+     "day from day 0 with a temperature of at least 38 C in daily, and no crs_grade_reported of 1 or more); "
+     "correct the cause or the record."),
+    ("repeated header (pandas would read age_years.1)", {"patients_csv": PATIENTS.replace(
+        "age_years,bm_blasts_pct", "age_years,age_years").replace(",34,12.5", ",34,35").replace(",51,80", ",51,52")
+        .replace(",8,40", ",8,9")},
+     "ERROR: patients.csv, column 'age_years': the header names this column 2 times (columns 8 and 9); each column "
+     "may appear once. Remove or rename the repeated column."),
+    ("D-dimer without FEU or DDU", {"labs_csv": LABS + "A1,2,d_dimer,1.2,mg/L\n"},
+     "ERROR: labs.csv, row 4, column 'unit': d_dimer in 'mg/L' is ambiguous: D-dimer is reported in FEU "
+     "(fibrinogen-equivalent units) or DDU (D-dimer units), about a factor 2 apart. Write 'mg/L FEU' or 'mg/L DDU', "
+     "or declare it for the whole cohort in cohort.yml (d_dimer_units: FEU or DDU)."),
 ]
 
 
@@ -196,3 +245,61 @@ def test_workbook_errors_name_the_sheet(tmp_path):
     report, _ = validate(book)
     assert ("ERROR: centre.xlsx (sheet 'patients'), row 3, column 'bm_blasts_pct': found 'abc', expected a number."
             in [str(p) for p in report.errors])
+
+
+def test_low_flow_above_six_litres_is_a_warning(tmp_path):
+    found = problems(cohort(tmp_path, daily_csv=DAILY.replace("high_flow,20,50", "low_flow,8,30")), "warning")
+    assert ("WARNING: daily.csv, row 3, column 'o2_flow_l_min': low_flow above 6 L/min: ASTCT 2019 counts more than "
+            "6 L/min as high flow; record high_flow or check the flow.") in found
+
+
+def test_units_spelled_otherwise_are_read(tmp_path):
+    labs = LABS.replace("pg/mL", "pg/ml") + "A1,2,ferritin,900,\u00b5g/L\nA1,2,platelets,40,x10^3/\u00b5L\n"
+    report, c = validate(cohort(tmp_path, labs_csv=labs))
+    assert report.ok, report.text()
+    assert c.labs.set_index("analyte")["unit"].to_dict() == {"il6": "pg/mL", "crp": "mg/L", "ferritin": "ng/mL",
+                                                             "platelets": "10^9/L"}
+
+
+def test_d_dimer_convention_declared_once_for_the_cohort(tmp_path):
+    labs = LABS + "A1,2,d_dimer,1.2,mg/L\nA1,3,d_dimer,0.8,mg/L\n"
+    report, c = validate(cohort(tmp_path, labs_csv=labs, cohort_yml="name: X\nd_dimer_units: DDU\n"))
+    assert report.ok, report.text()
+    assert c.labs.loc[c.labs["analyte"] == "d_dimer", "value"].tolist() == [2.4, 1.6]  # DDU x 2 = FEU
+
+
+def test_redcap_structural_columns_are_ignored_with_a_note(tmp_path):
+    text = PATIENTS.replace("patient_id,", "redcap_event_name,redcap_repeat_instance,patient_id,")
+    text = "\n".join(line if i == 0 or not line else "baseline_arm_1,," + line for i, line in enumerate(text.split("\n")))
+    report, c = validate(cohort(tmp_path, patients_csv=text))
+    assert report.ok, report.text()
+    assert ("NOTE: patients.csv, column 'redcap_event_name': REDCap structural column: ignored (not data; never "
+            "published).") in [str(p) for p in report.notes]
+    assert "redcap_event_name" not in c.patients
+
+
+def test_identical_problems_are_one_line_with_a_count(tmp_path):
+    rows = "".join(f"A1,{d},d_dimer,1.{d},mg/L\n" for d in range(3, 243))
+    report, _ = validate(cohort(tmp_path, labs_csv=LABS + rows))
+    lines = [line for line in report.text().splitlines() if "d_dimer" in line]
+    assert len(lines) == 1 and len(report.errors) == 240
+    assert lines[0].startswith("ERROR: labs.csv, rows 4, 5, 6 and 237 more, column 'unit': d_dimer in 'mg/L' is "
+                               "ambiguous")
+    path = report.to_csv(tmp_path / "out" / "validation_report.csv")
+    full = pd.read_csv(path)
+    errors = full[full["level"] == "error"]
+    assert len(errors) == 240 and errors["row"].tolist()[:2] == [4, 5] and set(errors["column"]) == {"unit"}
+
+
+def test_value_specific_messages_group_by_their_summary(tmp_path):
+    bad = KINETICS + "".join(f"B2,{d},10\n" for d in range(100, 110))
+    report, _ = validate(cohort(tmp_path, kinetics_csv=bad))
+    assert ("ERROR: kinetics.csv, rows 4, 5, 6 and 7 more, column 'day': day is after the patient's death (patients "
+            "os_days, os_event = 1).") in report.text().splitlines()
+
+
+def test_empty_trailing_rows_are_ignored_with_a_note(tmp_path):
+    report, c = validate(cohort(tmp_path, patients_csv=PATIENTS + ",,,,,,,,\n,,,,,,,,\n"))
+    assert report.ok, report.text()
+    assert len(c.patients) == 3
+    assert "NOTE: patients.csv, rows 5 and 6: empty row: ignored." in report.text().splitlines()
