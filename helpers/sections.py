@@ -22,7 +22,7 @@ import pandas as pd
 TABLE_FILES = {"patients": "patients table (patients.csv)", "kinetics": "CAR-T kinetics table (kinetics.csv)",
                "daily": "daily clinical record (daily.csv)", "labs": "laboratory table (labs.csv)"}
 # The modules whose sections the chapters call (imported by `readiness` so every declaration is known).
-REPORT_MODULES: list[str] = []
+REPORT_MODULES: list[str] = ["helpers.holdup_report"]
 
 
 @dataclass(frozen=True)
