@@ -6,6 +6,7 @@ asks for it. The site tests that hold the chapters to the presentation rules are
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def second_cohort(tmp_path_factory) -> Path:
     return make_second_cohort(tmp_path_factory.mktemp("second") / "cohort")
 
 
-def shipped_fact_patterns() -> list[re.Pattern]:
+@functools.lru_cache(maxsize=1)
+def shipped_fact_patterns() -> tuple[re.Pattern, ...]:
     """What a page built on another cohort must never say: the shipped cohort's size, counts and estimates.
 
     Computed from the shipped cohort (not typed): its size in words and digits next to 'patients', its
@@ -65,7 +67,7 @@ def shipped_fact_patterns() -> list[re.Pattern]:
     for text in list(assessed["naive"]) + list(assessed["corrected"]):
         estimates.update(re.findall(r"(?:HR|OR) \d+\.\d+ \(\d+\.\d+–\d+\.\d+\)", text))
     texts += [re.escape(e) for e in sorted(estimates)]
-    return [re.compile(t, re.I) for t in texts]
+    return tuple(re.compile(t, re.I) for t in texts)
 
 
 def published_statements() -> list[str]:
