@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--seeds", type=int, default=500, help="cohorts per size (default 500)")
     f.add_argument("--start", type=int, default=1, help="first seed (the shipped cohort's seed is always skipped)")
     f.add_argument("--n", type=int, nargs="+", default=None,
-                   help="cohort sizes (default: the published size and the shipped cohort's, once each)")
+                   help="cohort sizes (default: the published size and that of --cohort, once each)")
+    f.add_argument("--cohort", default=str(SHIPPED_COHORT),
+                   help="a centre's cohort whose size to add (the power of a cohort this size; default: the shipped one)")
     f.add_argument("--workers", type=int, default=1, help="parallel processes (joblib)")
     f.add_argument("--scheduler", default=None, help="a Dask scheduler address: run on that cluster instead")
     f.add_argument("--out", default=None, help="folder for the result (default: data/fragility, read by the book)")
@@ -119,7 +121,7 @@ def _fragility(args) -> int:
     from helpers.cohort import load_cohort
     from helpers.published import PUBLISHED_N
 
-    sizes = args.n or sorted({PUBLISHED_N, len(load_cohort(SHIPPED_COHORT).patients)})
+    sizes = args.n or sorted({PUBLISHED_N, len(load_cohort(args.cohort).patients)})
     seeds = fragility.seeds_for(args.seeds, args.start)
     print(f"{len(seeds)} seeds x sizes {sizes} on {args.scheduler or f'{args.workers} local worker(s)'}", flush=True)
     with tqdm(total=len(seeds) * len(sizes), unit="cohort", mininterval=2) as bar:

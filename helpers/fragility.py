@@ -79,7 +79,6 @@ def one_cohort(n: int, seed: int) -> list[dict]:
     """Naive and corrected verdict of every fact on one simulated cohort (tidy rows; reproduced 1/0/None)."""
     from helpers import holdup
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fits on unlucky draws warn (separation, few events); verdicts record it
         verdicts = holdup.assess(simulated_cohort(n, seed), quick=True)

@@ -48,12 +48,15 @@ IGNORED = ("/favicon.ico", "Got invalid theme mode: . Resetting to auto")
 CUT_OFF_JS = """() => {
   document.querySelectorAll('details').forEach(d => { d.open = true; });
   const article = document.querySelector('.bd-article');
-  if (!article) return [];
+  if (!article) return {article: false, measured: 0, cut: []};
   const limit = article.getBoundingClientRect().right + 0.5;
   const cut = [];
+  let measured = 0;
   document.querySelectorAll('.bd-article table').forEach((t, i) => {
     const box = t.getBoundingClientRect();
-    if (box.width === 0 || box.right <= limit) return;
+    if (box.width === 0) return;
+    measured += 1;
+    if (box.right <= limit) return;
     for (let el = t.parentElement; el && el !== article.parentElement; el = el.parentElement) {
       const overflow = getComputedStyle(el).overflowX;
       if ((overflow === 'auto' || overflow === 'scroll') && el.getBoundingClientRect().right <= limit) return;
@@ -61,7 +64,7 @@ CUT_OFF_JS = """() => {
     const named = t.id || (t.closest('[id]') || {}).id || `table ${i + 1}`;
     cut.push(`${named}: right edge ${Math.round(box.right)} px > article ${Math.round(limit)} px`);
   });
-  return cut;
+  return {article: true, measured: measured, cut: cut};
 }"""
 
 
@@ -281,22 +284,26 @@ def test_cut_off_check_tells_a_clipped_table_from_a_scrolling_one(browser):
             + "</article></main></body></html>")
     page = browser.new_page()
     page.set_content(html)
-    cut = page.evaluate(CUT_OFF_JS)
+    found = page.evaluate(CUT_OFF_JS)
     page.close()
-    assert [c.split(":")[0] for c in cut] == ["bare", "folded"]
+    assert found["article"] and found["measured"] == 4
+    assert [c.split(":")[0] for c in found["cut"]] == ["bare", "folded"]
 
 
 @pytest.mark.site
 def test_no_table_is_cut_off_at_1280_px(shipped_site, server, browser):
     """Every table fits the article column at 1280 px or scrolls in its own frame that fits."""
-    problems = {}
+    problems, measured = {}, 0
     for path in pages(shipped_site):
         rel = path.relative_to(shipped_site).as_posix()
         page, _ = visit(browser, f"{server}/{rel}")
-        cut = page.evaluate(CUT_OFF_JS)
+        found = page.evaluate(CUT_OFF_JS)
         page.close()
-        if cut:
-            problems[rel] = cut
+        assert found["article"], f"{rel}: no .bd-article column to measure against"
+        measured += found["measured"]
+        if found["cut"]:
+            problems[rel] = found["cut"]
+    assert measured > 0, "no table was measured on any page"
     assert problems == {}
 
 
