@@ -122,18 +122,8 @@ def _corrected_f4(d: pd.DataFrame) -> tuple[str, bool | None]:
         return "everyone in the same remission group", None
     if "pfs_days" not in d or not d["pfs_days"].notna().any():
         return "no progression-free survival recorded", None
-    texts, ok = [], True
-    for end in ("os", "pfs"):
-        row = remission_time_varying(d, end).iloc[0]
-        if not bool(row["converged"]) or not fmt.is_finite(row["hr"]):
-            texts.append(f"{end.upper()} HR not estimable ({row['warning'] or 'the fit did not converge'})")
-            ok = None
-            continue
-        hr = fmt.est_ci(row["hr"], row["ci_low"], row["ci_high"], prefix="HR ")
-        texts.append(f"{end.upper()} {hr}, {published.p_phrase(row['p_value'])}")
-        if ok is not None:
-            ok &= bool(row["hr"] < 1 and row["p_value"] < published.ALPHA)
-    return "; ".join(texts), ok
+    models = {end: remission_time_varying(d, end) for end in ("os", "pfs")}
+    return published.cox_term_verdict(models, "remission", False, ("os", "pfs"))
 
 
 def _corrected_cox(d: pd.DataFrame, memo: dict, fact: str) -> tuple[str, bool | None]:
