@@ -162,14 +162,11 @@ def corrected_facts(cohort: Cohort, pt: pd.DataFrame, naive: pd.DataFrame, quick
     for fact, naive_ok in zip(naive["fact"], naive["reproduced"]):
         if fact in NO_CORRECTION:
             text, ok, how = fmt.MISSING, naive_ok if fact == "F10" else None, NO_CORRECTION[fact]
-        elif fact == "F4":
-            (text, ok), how = _corrected_f4(d), CORRECTIONS[fact]
-        elif fact == "F8":
-            (text, ok), how = _corrected_f8(cohort), CORRECTIONS[fact]
-        elif fact == "F9":
-            (text, ok), how = markers_corrected(pt, cohort), CORRECTIONS[fact]
         else:
-            (text, ok), how = _corrected_cox(d, memo, fact), CORRECTIONS[fact]
+            how = CORRECTIONS[fact]
+            check = {"F4": lambda: _corrected_f4(d), "F8": lambda: _corrected_f8(cohort),
+                     "F9": lambda: markers_corrected(pt, cohort)}.get(fact, lambda: _corrected_cox(d, memo, fact))
+            text, ok = published.guarded(check)
         rows.append({"fact": fact, "correction": how, "corrected": text,
                      "corrected_reproduced": None if ok is None else bool(ok)})
     return pd.DataFrame(rows)

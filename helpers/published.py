@@ -313,6 +313,18 @@ FACTS: tuple[Fact, ...] = (
 FACT_IDS = tuple(f.id for f in FACTS)
 
 
+FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)  # lifelines' ConvergenceError is a ValueError
+
+
+def guarded(check: Callable[[], tuple[str, bool | None]]) -> tuple[str, bool | None]:
+    """Run one check; a model that cannot be fitted makes the fact not estimable (with the reason), not a crash."""
+    try:
+        return check()
+    except FIT_ERRORS as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"not estimable: the model could not be fitted ({reason})", None
+
+
 def check_facts(cohort: Cohort, pt: pd.DataFrame | None = None, counts: str = "exact",
                 quick: bool = False) -> pd.DataFrame:
     """Each published fact beside the book's computed result on this cohort; reproduced True/False/None (not testable).
@@ -325,7 +337,7 @@ def check_facts(cohort: Cohort, pt: pd.DataFrame | None = None, counts: str = "e
     memo: dict = {"counts": counts, "quick": quick}
     rows = []
     for fact in FACTS:
-        computed, ok = fact.check(pt, cohort, memo)
+        computed, ok = guarded(lambda: fact.check(pt, cohort, memo))
         rows.append({"fact": fact.id, "published": fact.published, "computed": computed,
                      "reproduced": None if ok is None else bool(ok)})
     return pd.DataFrame(rows)

@@ -112,3 +112,11 @@ def test_marker_directions_from_group_medians():
         "2 of 2 markers worse with severe than with mild CRS (medians)", True)
     assert published.markers_verdict(d, {"a": "lower", "b": "lower"})[1] is False
     assert published.markers_verdict(d[d["severe_crs"]], {"a": "higher"})[1] is None  # one group only
+
+
+def test_a_model_that_cannot_be_fitted_is_not_estimable_with_its_reason():
+    def failing():
+        raise np.linalg.LinAlgError("singular matrix")
+    text, ok = published.guarded(failing)
+    assert ok is None and text == "not estimable: the model could not be fitted (singular matrix)"
+    assert published.guarded(lambda: ("fine", True)) == ("fine", True)
