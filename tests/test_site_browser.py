@@ -224,20 +224,25 @@ def test_every_relative_link_resolves_to_a_file_in_the_site(shipped_site):
     assert problems == {}
 
 
-def test_every_page_opens_offline_without_console_errors(shipped_site, server, browser):
-    """Open every page; collect console errors, failed and non-local requests; screenshot each page."""
+@pytest.fixture(scope="module")
+def visits(shipped_site, server, browser) -> dict[str, tuple[list[str], dict]]:
+    """Every page opened once: its problems (console errors, failed and non-local requests) and its table
+    measurements at 1280 px; a full-page screenshot of each is kept under _build/screenshots/."""
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
-    problems, opened = {}, 0
+    out = {}
     for path in pages(shipped_site):
         rel = path.relative_to(shipped_site).as_posix()
         page, seen = visit(browser, f"{server}/{rel}", screenshot_path(rel))
+        out[rel] = (seen.problems(), page.evaluate(CUT_OFF_JS))
         page.close()
-        opened += 1
-        if seen.problems():
-            problems[rel] = seen.problems()
-    assert opened == len(pages(shipped_site)) > 0
-    assert problems == {}
-    assert len(list(SCREENSHOTS.glob("*.png"))) == opened
+    return out
+
+
+def test_every_page_opens_offline_without_console_errors(shipped_site, visits):
+    """Open every page; collect console errors, failed and non-local requests; screenshot each page."""
+    assert len(visits) == len(pages(shipped_site)) > 0
+    assert {rel: found for rel, (found, _) in visits.items() if found} == {}
+    assert len(list(SCREENSHOTS.glob("*.png"))) == len(visits)
 
 
 def test_a_remote_request_is_caught(browser, tmp_path):
@@ -291,20 +296,11 @@ def test_cut_off_check_tells_a_clipped_table_from_a_scrolling_one(browser):
 
 
 @pytest.mark.site
-def test_no_table_is_cut_off_at_1280_px(shipped_site, server, browser):
+def test_no_table_is_cut_off_at_1280_px(visits):
     """Every table fits the article column at 1280 px or scrolls in its own frame that fits."""
-    problems, measured = {}, 0
-    for path in pages(shipped_site):
-        rel = path.relative_to(shipped_site).as_posix()
-        page, _ = visit(browser, f"{server}/{rel}")
-        found = page.evaluate(CUT_OFF_JS)
-        page.close()
-        assert found["article"], f"{rel}: no .bd-article column to measure against"
-        measured += found["measured"]
-        if found["cut"]:
-            problems[rel] = found["cut"]
-    assert measured > 0, "no table was measured on any page"
-    assert problems == {}
+    assert [rel for rel, (_, m) in visits.items() if not m["article"]] == [], "pages without the article column"
+    assert sum(m["measured"] for _, m in visits.values()) > 0, "no table was measured on any page"
+    assert {rel: m["cut"] for rel, (_, m) in visits.items() if m["cut"]} == {}
 
 
 def test_rebuilding_an_unchanged_site_skips_execution_and_rendering(shipped_site):
