@@ -1,5 +1,5 @@
 """The published site in a real browser: every page opens offline, without console errors or broken links,
-and (marked `site`) no table is cut off at 1280 px.
+and (marked `site`) no table is cut off at 1280 px and wide ones keep their first column in view.
 
 The site is built once per session (tests/conftest.py), served on 127.0.0.1 by a Python http.server on a
 free port, and every .html page is opened in headless Chromium driven by Playwright (pip package
@@ -48,23 +48,26 @@ IGNORED = ("/favicon.ico", "Got invalid theme mode: . Resetting to auto")
 CUT_OFF_JS = """() => {
   document.querySelectorAll('details').forEach(d => { d.open = true; });
   const article = document.querySelector('.bd-article');
-  if (!article) return {article: false, measured: 0, cut: [], tables: document.querySelectorAll('table').length};
+  if (!article) return {article: false, measured: 0, cut: [], unpinned: [],
+                        tables: document.querySelectorAll('table').length};
   const limit = article.getBoundingClientRect().right + 0.5;
-  const cut = [];
+  const cut = [], unpinned = [];
   let measured = 0;
   document.querySelectorAll('.bd-article table').forEach((t, i) => {
     const box = t.getBoundingClientRect();
     if (box.width === 0) return;
     measured += 1;
     if (box.right <= limit) return;
+    const named = t.id || (t.closest('[id]') || {}).id || `table ${i + 1}`;
+    const first = t.querySelector('tbody tr > *');
+    if (!first || getComputedStyle(first).position !== 'sticky') unpinned.push(named);
     for (let el = t.parentElement; el && el !== article.parentElement; el = el.parentElement) {
       const overflow = getComputedStyle(el).overflowX;
       if ((overflow === 'auto' || overflow === 'scroll') && el.getBoundingClientRect().right <= limit) return;
     }
-    const named = t.id || (t.closest('[id]') || {}).id || `table ${i + 1}`;
     cut.push(`${named}: right edge ${Math.round(box.right)} px > article ${Math.round(limit)} px`);
   });
-  return {article: true, measured: measured, cut: cut};
+  return {article: true, measured: measured, cut: cut, unpinned: unpinned};
 }"""
 
 
@@ -284,6 +287,8 @@ def test_cut_off_check_tells_a_clipped_table_from_a_scrolling_one(browser):
     html = ("<html><body><main><article class='bd-article' style='width: 700px'>"
             + wide.format(id="bare")
             + "<div style='max-width: 100%; overflow-x: auto'>" + wide.format(id="framed") + "</div>"
+            + "<style>#pinned td:first-child { position: sticky; left: 0; }</style>"
+            + "<div style='max-width: 100%; overflow-x: auto'>" + wide.format(id="pinned") + "</div>"
             + "<details><summary>listing</summary>" + wide.format(id="folded") + "</details>"
             + "<table id='narrow'><tr><td>fits</td></tr></table>"
             + "</article></main></body></html>")
@@ -291,8 +296,9 @@ def test_cut_off_check_tells_a_clipped_table_from_a_scrolling_one(browser):
     page.set_content(html)
     found = page.evaluate(CUT_OFF_JS)
     page.close()
-    assert found["article"] and found["measured"] == 4
+    assert found["article"] and found["measured"] == 5
     assert [c.split(":")[0] for c in found["cut"]] == ["bare", "folded"]
+    assert found["unpinned"] == ["bare", "framed", "folded"]
 
 
 @pytest.mark.site
@@ -302,6 +308,12 @@ def test_no_table_is_cut_off_at_1280_px(visits):
     assert unmeasured == [], "pages with tables but no article column to measure them against"
     assert sum(m["measured"] for _, m in visits.values()) > 0, "no table was measured on any page"
     assert {rel: m["cut"] for rel, (_, m) in visits.items() if m["cut"]} == {}
+
+
+@pytest.mark.site
+def test_wide_tables_keep_their_first_column_in_view(visits):
+    """A table wider than the article column scrolls with its first column kept in view (issue 11, item 3)."""
+    assert {rel: m["unpinned"] for rel, (_, m) in visits.items() if m["unpinned"]} == {}
 
 
 def test_rebuilding_an_unchanged_site_skips_execution_and_rendering(shipped_site):

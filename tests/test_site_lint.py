@@ -21,7 +21,7 @@ CODE_HEADER = re.compile(r"^[a-z][a-z0-9]*$|_")
 BAD_CELL = {
     "boolean": re.compile(r"\b(True|False)\b"),
     "nan or inf": re.compile(r"(?<![\w.])(inf|Inf|nan|NaN|<NA>|NaT)(?!\w)"),
-    "e-notation": re.compile(r"\d(\.\d+)?[eE][+-]?\d+\b"),
+    "e-notation": re.compile(r"(?<![\w.])[-+]?\d+(\.\d+)?[eE][+-]?\d+(?![\w.])"),  # not inside a hash
     "0.000": re.compile(r"(?<![\d.])-?0\.000(?!\d*[1-9])"),
 }
 
@@ -58,6 +58,7 @@ def table_problems(html: str) -> list[str]:
      "</thead><tr><td>Infection</td><td>0.27 (0.09–0.80)</td><td>&lt;0.001</td><td>16/24 (66.7%)</td>"
      "<td>0.0001 is not 0.000?</td><td>Yes</td><td>not estimable</td><td>None</td></tr></table>", ["0.000"]),
     ("<table><tr><td>Information</td><td>0.0005</td><td>10.000</td><td>Nantes</td></tr></table>", []),
+    ("<table><tr><td>2.5e-07</td><td>sha c2950ade1fef788b0e6bc9f0c9a5e33a02ad7e1e1</td></tr></table>", ["e-notation"]),
 ])
 def test_the_rules_on_hand_made_tables(html, found):
     problems = table_problems(html)
