@@ -74,15 +74,15 @@ def verdicts(page) -> Shown:
     shown = pd.DataFrame({
         "Fact": a["fact"], "Published finding": a["published"], "As published here": a["naive"],
         "Verdict as published": a["naive_reproduced"].map(verdict),
-        "Corrected analysis": a["corrected"], "How corrected": a["correction"],
+        "Corrected analysis": [text if text != fmt.MISSING else f"{fmt.MISSING} ({how})"
+                               for text, how in zip(a["corrected"], a["correction"])],
         "Verdict corrected": [verdict(ok, applies(f)) for f, ok in zip(a["fact"], a["corrected_reproduced"])],
     })
     counts_note = (f"Counts are reproduced when they equal the published ones at the published size "
                    f"(N = {published.PUBLISHED_N}); at another size when the published proportion lies inside "
                    "this cohort's Clopper-Pearson 95% CI.")
     table = display.table(shown, "tbl-holdup-verdicts", stub="Fact", notes=[SOURCE, counts_note],
-                          align_left=["Published finding", "As published here", "Corrected analysis",
-                                      "How corrected"])
+                          align_left=["Published finding", "As published here", "Corrected analysis"])
     return Shown(summary_sentence(a), table, _links(a["fact"]), page.download(a, "holdup_verdicts"), data=a)
 
 
