@@ -325,3 +325,12 @@ def test_rebuilding_an_unchanged_site_skips_execution_and_rendering(shipped_site
     assert any("execution and rendering skipped" in line for line in lines), lines
     assert (shipped_site / "index.html").stat().st_mtime_ns == before
     assert build.site_is_current(shipped_site, recorded) and not build.site_is_current(shipped_site, "0" * 64)
+
+
+@pytest.mark.parametrize("ci, outcome", [("", pytest.skip.Exception), ("true", pytest.fail.Exception)])
+def test_without_chromium_the_message_says_how_to_install_it(monkeypatch, ci, outcome):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    with pytest.raises(outcome, match=r"apt-get install -y chromium"):
+        find_chromium()
