@@ -157,8 +157,9 @@ def fragility_section(page, folder=fragility.RESULT_DIR) -> Shown | Skipped:
              "Clopper-Pearson 95% CI, among the cohorts where it could be tested.",
              f"Run: {fmt.number(meta['core_seconds_per_cohort'], 2)} core-seconds per cohort, "
              f"{fmt.number(meta['wall_seconds'], 0)} s on {meta['workers']} worker(s).",
-             "At the published size the simulator imposes the counts of F1-F3 by construction (it ranks latent "
-             "propensities to reach them), so their shares there say nothing about sampling."]
+             "At the published size the simulator imposes the counts of F1-F3 and F8 (under the grading scale "
+             "it was calibrated on) by construction: it ranks latent propensities to reach them, so their shares "
+             "there say nothing about sampling."]
     table = display.table(shown, "tbl-holdup-fragility", stub="Fact", spanners=spanners, notes=notes)
     parts = [fragility_sentence(sh, published.PUBLISHED_N)]
     if own != published.PUBLISHED_N:
