@@ -1,5 +1,5 @@
 """Command line: `python -m helpers COMMAND` (build, prepare, validate, simulate, templates, dictionary,
-update-notebooks, clean), with the exit codes listed below.
+update-notebooks, clean, fragility), with the exit codes listed below.
 """
 from __future__ import annotations
 
@@ -87,6 +87,16 @@ def _dispatch(argv: list[str] | None) -> int:
     c = sub.add_parser("clean", help="remove cached executed notebooks and tables (shared, and a site's private cache)")
     c.add_argument("--out", default=None,
                    help="also remove the private cache of the site built here from a centre's cohort (<out>.cache)")
+    f = sub.add_parser("fragility", help="share of simulated cohorts (other seeds) reproducing each published fact")
+    f.add_argument("--seeds", type=int, default=500, help="cohorts per size (default 500)")
+    f.add_argument("--start", type=int, default=1, help="first seed (the shipped cohort's seed is always skipped)")
+    f.add_argument("--n", type=int, nargs="+", default=None,
+                   help="cohort sizes (default: the published size and that of --cohort, once each)")
+    f.add_argument("--cohort", default=str(SHIPPED_COHORT),
+                   help="a centre's cohort whose size to add (the power of a cohort this size; default: the shipped one)")
+    f.add_argument("--workers", type=int, default=1, help="parallel processes (joblib)")
+    f.add_argument("--scheduler", default=None, help="a Dask scheduler address: run on that cluster instead")
+    f.add_argument("--out", default=None, help="folder for the result (default: data/fragility, read by the book)")
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -259,9 +269,32 @@ def _clean(args) -> int:
     return 0
 
 
+
+
+def _fragility(args) -> int:
+    from tqdm import tqdm
+
+    from helpers import fragility
+    from helpers.cohort import load_cohort
+    from helpers.published import PUBLISHED_N
+
+    sizes = args.n or sorted({PUBLISHED_N, len(load_cohort(args.cohort).patients)})
+    seeds = fragility.seeds_for(args.seeds, args.start)
+    print(f"{len(seeds)} seeds x sizes {sizes} on {args.scheduler or f'{args.workers} local worker(s)'}", flush=True)
+    with tqdm(total=len(seeds) * len(sizes), unit="cohort", mininterval=2) as bar:
+        frame, meta = fragility.timed_run(sizes, seeds, args.workers, args.scheduler,
+                                          progress=lambda done, total: bar.update(1))
+    for path in fragility.write(frame, meta, args.out or fragility.RESULT_DIR):
+        print(f"wrote {path}")
+    print(f"{meta['cohorts']} cohorts in {meta['wall_seconds']} s: {meta['core_seconds_per_cohort']} core-seconds "
+          "per cohort")
+    return 0
+
+
 COMMANDS = {"build": _build, "validate": _validate, "prepare": _prepare, "simulate": _simulate, "templates": _templates,
             "dictionary": _dictionary, "update-notebooks": _update}
 COMMANDS["clean"] = _clean
+COMMANDS["fragility"] = _fragility
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -30,6 +30,7 @@ REPORT_MODULES: list[str] = [
     "helpers.crs_report",
     "helpers.toxicity_report",
     "helpers.persistence_report",
+    "helpers.holdup_report",
 ]
 
 

@@ -1,123 +1,74 @@
-"""The published site in a real browser: every page opens offline, without console errors or broken links.
+"""The published site in a real browser: every page opens offline, without console errors or broken links,
+and (marked `site`) no table is cut off at 1280 px and wide ones keep their first column in view.
 
-The site is built once (helpers.build.build into a temporary folder), served on 127.0.0.1 by a
-Python http.server on a free port, and every .html page is opened in headless Chromium driven
-through the DevTools protocol (websocket-client, already a pinned dependency of Jupyter). Any request
+The site is built once per session (tests/conftest.py), served on 127.0.0.1 by a Python http.server on a
+free port, and every .html page is opened in headless Chromium driven by Playwright (pip package
+`playwright`; it drives Debian's Chromium through `executable_path`, no browser download). Any request
 to a host other than 127.0.0.1 fails the page (the site must work offline: no CDN), and Chromium is
-started with a host-resolver rule so such a request can never leave the machine. A screenshot of
-every page is saved under _build/screenshots/ for review.
+started with a host-resolver rule so such a request can never leave the machine. A full-page screenshot
+of every page is saved under _build/screenshots/ for review.
 
-Needs Debian's Chromium (`apt-get install -y chromium`); without it the test fails, it does not skip.
+Needs Debian's Chromium (`apt-get install -y chromium`; CI's .ci/run installs it). Without it the test
+fails on CI and is skipped, with the install command, on a developer's machine.
 """
 from __future__ import annotations
 
-import base64
 import functools
 import http.server
-import json
 import os
 import shutil
-import subprocess
 import threading
-import time
-import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-import websocket
 
 from helpers import build
 from helpers.paths import BUILD_DIR, SHIPPED_COHORT
 
+from conftest import site_pages as pages
+
 SCREENSHOTS = BUILD_DIR / "screenshots"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-extensions", "--hide-scrollbars", "--window-size=1280,900",
-                  # every host name but 127.0.0.1 fails to resolve: a CDN request is seen, never sent
-                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+WIDTH, HEIGHT = 1280, 900
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-extensions", "--hide-scrollbars",
+                 # every host name but 127.0.0.1 fails to resolve: a CDN request is seen, never sent
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 LOCAL_SCHEMES = ("data", "blob", "about", "chrome", "devtools")
-PAGE_TIMEOUT = 30.0
+PAGE_TIMEOUT_MS = 30_000
 # Known upstream noise, matched exactly: Chromium's own favicon request (the site declares no icon),
 # and pydata-sphinx-theme 0.17 logging a console.error when a first visit has no stored colour mode.
 IGNORED = ("/favicon.ico", "Got invalid theme mode: . Resetting to auto")
 
-
-# ---------------------------------------------------------------- a minimal DevTools protocol client
-
-class DevTools:
-    """One page target of Chromium over its DevTools websocket: send commands, collect events."""
-
-    def __init__(self, ws_url: str) -> None:
-        self.ws = websocket.create_connection(ws_url, timeout=PAGE_TIMEOUT, suppress_origin=True)
-        self.next_id = 0
-        self.events: list[dict] = []
-
-    def send(self, method: str, **params) -> dict:
-        """Send one command and return its result (events arriving meanwhile are kept in self.events)."""
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            if "method" in msg:
-                self.events.append(msg)
-
-    def wait_for(self, predicate, timeout: float) -> bool:
-        """Read events until one satisfies predicate (True) or the timeout passes (False)."""
-        if any(predicate(e) for e in self.events):
-            return True
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.ws.settimeout(max(0.05, deadline - time.monotonic()))
-            try:
-                msg = json.loads(self.ws.recv())
-            except websocket.WebSocketTimeoutException:
-                break
-            if "method" in msg:
-                self.events.append(msg)
-                if predicate(msg):
-                    return True
-        return False
-
-    def close(self) -> None:
-        self.ws.close()
-
-
-def find_chromium() -> str:
-    """Path of the Chromium binary ($CHROMIUM or the first on PATH); fail loudly when there is none."""
-    for name in (os.environ.get("CHROMIUM"), *BROWSERS):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    pytest.fail("Chromium is not installed: the browser test needs it. "
-                "Install with `apt-get update && apt-get install -y chromium` (CI's .ci/run does), "
-                "or set CHROMIUM=/path/to/chrome.", pytrace=False)
-
-
-def start_chromium(binary: str, profile: Path) -> tuple[subprocess.Popen, int]:
-    """Launch headless Chromium with a fresh profile; return the process and its DevTools port."""
-    proc = subprocess.Popen([binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    port_file = profile / "DevToolsActivePort"
-    deadline = time.monotonic() + PAGE_TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None:
-        if port_file.exists() and port_file.read_text().strip():
-            return proc, int(port_file.read_text().splitlines()[0])
-        time.sleep(0.1)
-    proc.kill()
-    pytest.fail(f"Chromium ({binary}) did not start (exit code {proc.poll()})", pytrace=False)
-
-
-def page_websocket(port: int) -> str:
-    """The websocket URL of the first page target of the browser listening on `port`."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
-        targets = json.load(resp)
-    return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+# A table is cut off when its right edge passes the right edge of the article column and it is not
+# inside a horizontally scrollable frame whose own right edge fits. Folded listings are opened first.
+CUT_OFF_JS = """() => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  const article = document.querySelector('.bd-article');
+  if (!article) return {article: false, measured: 0, cut: [], unpinned: [],
+                        tables: document.querySelectorAll('table').length};
+  const limit = article.getBoundingClientRect().right + 0.5;
+  const cut = [], unpinned = [];
+  let measured = 0;
+  document.querySelectorAll('.bd-article table').forEach((t, i) => {
+    const box = t.getBoundingClientRect();
+    if (box.width === 0) return;
+    measured += 1;
+    if (box.right <= limit) return;
+    const named = t.id || (t.closest('[id]') || {}).id || `table ${i + 1}`;
+    const first = t.querySelector('tbody tr > *');
+    if (!first || getComputedStyle(first).position !== 'sticky') unpinned.push(named);
+    for (let el = t.parentElement; el && el !== article.parentElement; el = el.parentElement) {
+      const overflow = getComputedStyle(el).overflowX;
+      if ((overflow === 'auto' || overflow === 'scroll') && el.getBoundingClientRect().right <= limit) return;
+    }
+    cut.push(`${named}: right edge ${Math.round(box.right)} px > article ${Math.round(limit)} px`);
+  });
+  return {article: true, measured: measured, cut: cut, unpinned: unpinned};
+}"""
 
 
 # ---------------------------------------------------------------- static link checking
@@ -174,16 +125,21 @@ def broken_links(page: Path, site: Path) -> list[str]:
 
 # ---------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("browser") / "html"
-    build.build(SHIPPED_COHORT, out, log=lambda *_: None)
-    return out
+def find_chromium() -> str:
+    """Path of Debian's Chromium ($CHROMIUM or the first on PATH); fail on CI, skip elsewhere, saying how to install."""
+    for name in (os.environ.get("CHROMIUM"), *BROWSERS):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    message = ("Chromium is not installed: the browser tests need it. Install Debian's with "
+               "`apt-get update && apt-get install -y chromium` (CI's .ci/run does), or set CHROMIUM=/path/to/chrome.")
+    if os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
-def server(site):
-    handler = functools.partial(Quiet, directory=str(site))
+def server(shipped_site):
+    handler = functools.partial(Quiet, directory=str(shipped_site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -198,149 +154,183 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory):
+def browser():
     binary = find_chromium()
-    proc, port = start_chromium(binary, tmp_path_factory.mktemp("chromium-profile"))
-    tab = DevTools(page_websocket(port))
-    try:
-        for domain in ("Page", "Network", "Runtime", "Log"):
-            tab.send(f"{domain}.enable")
-        tab.send("Page.setLifecycleEventsEnabled", enabled=True)
-        tab.send("Network.setCacheDisabled", cacheDisabled=True)
-        yield tab
-    finally:
-        tab.close()
-        proc.terminate()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=binary, args=CHROMIUM_ARGS)
+        context = chromium.new_context(viewport={"width": WIDTH, "height": HEIGHT}, device_scale_factor=1)
+        context.route("**/*", lambda route: route.continue_())  # keeps every request observable, cache off
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            yield context
+        finally:
+            context.close()
+            chromium.close()
 
 
 # ---------------------------------------------------------------- visiting one page
 
-def console_errors(events: list[dict]) -> list[str]:
-    """Error-level console messages, browser log entries and uncaught exceptions (chromedriver's SEVERE)."""
-    found = []
-    for e in events:
-        p = e["params"]
-        if e["method"] == "Runtime.consoleAPICalled" and p["type"] in ("error", "assert"):
-            found.append("console." + p["type"] + ": " + " ".join(str(a.get("value", a.get("description", "")))
-                                                                  for a in p["args"]))
-        elif e["method"] == "Log.entryAdded" and p["entry"]["level"] == "error":
-            found.append(f"{p['entry']['source']}: {p['entry']['text']} {p['entry'].get('url', '')}".strip())
-        elif e["method"] == "Runtime.exceptionThrown":
-            d = p["exceptionDetails"]
-            found.append("uncaught: " + d.get("exception", {}).get("description", d.get("text", "")))
-    return found
+class Visit:
+    """What one page did while it loaded: console errors, uncaught exceptions, requests and failures."""
+
+    def __init__(self, page) -> None:
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.failed: list[str] = []
+        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}")
+                if m.type in ("error", "assert") else None)
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        page.on("request", lambda r: self.requests.append(r.url))
+        page.on("requestfailed", lambda r: self.failed.append(f"{r.failure}: {r.url}"))
+        page.on("response", lambda r: self.failed.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+
+    def remote(self) -> list[str]:
+        """Every request to anything but 127.0.0.1 (and in-page schemes like data:)."""
+        return [u for u in self.requests
+                if urlsplit(u).scheme not in LOCAL_SCHEMES and urlsplit(u).hostname != "127.0.0.1"]
+
+    def problems(self) -> list[str]:
+        found = [f"non-local request: {u}" for u in self.remote()] + self.errors + self.failed
+        return sorted({f for f in found if not any(known in f for known in IGNORED)})
 
 
-def remote_requests(events: list[dict]) -> list[str]:
-    """Every request the page made to anything but 127.0.0.1 (and in-page schemes like data:)."""
-    urls = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
-    return [u for u in urls if urlsplit(u).scheme not in LOCAL_SCHEMES and urlsplit(u).hostname != "127.0.0.1"]
+def screenshot_path(rel: str) -> Path:
+    return SCREENSHOTS / (rel.replace("/", "__")[:-5] + ".png")
 
 
-def failed_requests(events: list[dict]) -> list[str]:
-    """Local requests answered with an HTTP error or not at all."""
-    urls = {e["params"]["requestId"]: e["params"]["request"]["url"]
-            for e in events if e["method"] == "Network.requestWillBeSent"}
-    bad = [f"HTTP {e['params']['response']['status']}: {e['params']['response']['url']}" for e in events
-           if e["method"] == "Network.responseReceived" and e["params"]["response"]["status"] >= 400]
-    bad += [f"{e['params']['errorText']}: {urls.get(e['params']['requestId'], '?')}" for e in events
-            if e["method"] == "Network.loadingFailed" and not e["params"].get("canceled")]
-    return bad
-
-
-def visit(tab: DevTools, url: str, screenshot: Path) -> list[dict]:
-    """Open `url`, wait for the load and network idle, save a full-page screenshot; return the page's events."""
-    tab.events.clear()
-    frame = tab.send("Page.navigate", url=url)
-    assert "errorText" not in frame, f"{url}: {frame.get('errorText')}"
-    loaded = tab.wait_for(lambda e: e["method"] == "Page.loadEventFired", PAGE_TIMEOUT)
-    assert loaded, f"{url}: no load event within {PAGE_TIMEOUT} s"
-    tab.wait_for(lambda e: e["method"] == "Page.lifecycleEvent" and e["params"]["name"] == "networkIdle", 10)
-    height = int(min(max(tab.send("Page.getLayoutMetrics")["cssContentSize"]["height"], 900), 12000))
-    # a window as tall as the page: sticky sidebars render as a reader sees them (no stitched capture)
-    tab.send("Emulation.setDeviceMetricsOverride", width=1280, height=height, deviceScaleFactor=1, mobile=False)
-    shot = tab.send("Page.captureScreenshot", format="png")
-    tab.send("Emulation.clearDeviceMetricsOverride")
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    screenshot.write_bytes(base64.b64decode(shot["data"]))
-    return list(tab.events)
-
-
-def pages(site: Path) -> list[Path]:
-    """The site's pages: every .html file but the theme's Jinja templates copied into _static/."""
-    return sorted(p for p in site.rglob("*.html") if p.relative_to(site).parts[0] not in ("_static", "_sources"))
+def visit(context, url: str, screenshot: Path | None = None):
+    """Open `url`, wait for the network to be idle, save a full-page screenshot; return (page, Visit)."""
+    page = context.new_page()
+    seen = Visit(page)
+    response = page.goto(url, wait_until="networkidle", timeout=PAGE_TIMEOUT_MS)
+    assert response is not None and response.ok, f"{url}: {response and response.status}"
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+    return page, seen
 
 
 # ---------------------------------------------------------------- tests
 
-def test_the_site_has_every_page_of_the_table_of_contents(site):
-    names = {p.relative_to(site).as_posix() for p in pages(site)}
+def test_the_site_has_every_page_of_the_table_of_contents(shipped_site):
+    names = {p.relative_to(shipped_site).as_posix() for p in pages(shipped_site)}
     for page in ("index.html", "book/intro.html", "book/methods.html", "book/data_contract.html",
                  "notebooks/01_cohort.html", "notebooks/05_kinetics.html", "book/reproduction.html",
                  "book/reproducibility.html", "book/adapt.html", "book/references.html"):
         assert page in names, page
 
 
-def test_every_relative_link_resolves_to_a_file_in_the_site(site):
-    problems = {p.relative_to(site).as_posix(): broken_links(p, site) for p in pages(site)}
+def test_every_relative_link_resolves_to_a_file_in_the_site(shipped_site):
+    problems = {p.relative_to(shipped_site).as_posix(): broken_links(p, shipped_site) for p in pages(shipped_site)}
     problems = {k: v for k, v in problems.items() if v}
     assert problems == {}
 
 
-def test_every_page_opens_offline_without_console_errors(site, server, browser):
-    """Open every page; collect console errors, failed and non-local requests; screenshot each page."""
+@pytest.fixture(scope="module")
+def visits(shipped_site, server, browser) -> dict[str, tuple[list[str], dict]]:
+    """Every page opened once: its problems (console errors, failed and non-local requests) and its table
+    measurements at 1280 px; a full-page screenshot of each is kept under _build/screenshots/."""
     shutil.rmtree(SCREENSHOTS, ignore_errors=True)
-    problems, opened = {}, 0
-    for page in pages(site):
-        rel = page.relative_to(site).as_posix()
-        events = visit(browser, f"{server}/{rel}", SCREENSHOTS / (rel.replace("/", "__")[:-5] + ".png"))
-        opened += 1
-        found = ([f"non-local request: {u}" for u in remote_requests(events)] + console_errors(events)
-                 + failed_requests(events))
-        found = [f for f in found if not any(known in f for known in IGNORED)]
-        if found:
-            problems[rel] = sorted(set(found))
-    assert opened == len(pages(site)) > 0
-    assert problems == {}
-    assert len(list(SCREENSHOTS.glob("*.png"))) == opened
+    out = {}
+    for path in pages(shipped_site):
+        rel = path.relative_to(shipped_site).as_posix()
+        page, seen = visit(browser, f"{server}/{rel}", screenshot_path(rel))
+        out[rel] = (seen.problems(), page.evaluate(CUT_OFF_JS))
+        page.close()
+    return out
 
 
-def test_maths_is_typeset_by_the_bundled_mathjax(site, server, browser):
+def test_every_page_opens_offline_without_console_errors(shipped_site, visits):
+    """Open every page; collect console errors, failed and non-local requests; screenshot each page."""
+    assert len(visits) == len(pages(shipped_site)) > 0
+    assert {rel: found for rel, (found, _) in visits.items() if found} == {}
+    assert len(list(SCREENSHOTS.glob("*.png"))) == len(visits)
+
+
+def test_a_remote_request_is_caught(browser, tmp_path):
+    """The check can fail: a page that loads a script from a CDN is reported (and the request never leaves)."""
+    (tmp_path / "cdn.html").write_text('<html><body><script src="https://cdn.example.org/x.js"></script>'
+                                       "</body></html>", encoding="utf-8")
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        page, seen = visit(browser, f"http://127.0.0.1:{httpd.server_address[1]}/cdn.html")
+        page.close()
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert seen.remote() == ["https://cdn.example.org/x.js"]
+    assert any("cdn.example.org" in f for f in seen.failed)
+
+
+def test_maths_is_typeset_by_the_bundled_mathjax(shipped_site, server, browser):
     """A page with maths loads MathJax from the site itself and MathJax typesets it (no CDN)."""
-    assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file(), "sphinx-mathjax-offline did not bundle MathJax"
-    with_maths = [p for p in pages(site) if 'class="math' in p.read_text(encoding="utf-8")]
+    assert (shipped_site / "_static" / "mathjax" / "tex-chtml.js").is_file(), \
+        "sphinx-mathjax-offline did not bundle MathJax"
+    with_maths = [p for p in pages(shipped_site) if 'class="math' in p.read_text(encoding="utf-8")]
     assert with_maths, "no page has maths markup: the methods page should (Clopper-Pearson, geometric CV)"
-    page = with_maths[0]
-    scripts = [u for tag, u in parse(page).urls if tag == "script" and "mathjax" in u.lower()]
+    path = with_maths[0]
+    scripts = [u for tag, u in parse(path).urls if tag == "script" and "mathjax" in u.lower()]
     assert scripts and all(not urlsplit(u).scheme for u in scripts), scripts
-    rel = page.relative_to(site).as_posix()
-    visit(browser, f"{server}/{rel}", SCREENSHOTS / (rel.replace("/", "__")[:-5] + ".png"))
-    typeset = _count_typeset(browser)
-    assert typeset > 0, f"MathJax typeset nothing on {rel}"
+    rel = path.relative_to(shipped_site).as_posix()
+    page, _ = visit(browser, f"{server}/{rel}")
+    page.wait_for_selector("mjx-container", timeout=PAGE_TIMEOUT_MS)
+    assert page.locator("mjx-container").count() > 0, f"MathJax typeset nothing on {rel}"
+    page.close()
 
 
-def _count_typeset(tab: DevTools) -> int:
-    """Number of MathJax output containers in the open page (MathJax 3: mjx-container)."""
-    deadline = time.monotonic() + PAGE_TIMEOUT
-    while time.monotonic() < deadline:
-        res = tab.send("Runtime.evaluate", expression="document.querySelectorAll('mjx-container').length",
-                       returnByValue=True)
-        if res["result"]["value"] > 0:
-            return res["result"]["value"]
-        time.sleep(0.2)
-    return 0
+def test_cut_off_check_tells_a_clipped_table_from_a_scrolling_one(browser):
+    """The check can fail: a wide bare table is cut off; the same table in a scrolling frame, or a narrow one, is not."""
+    wide = "<table id='{id}'><tr>" + "<td>column with some text</td>" * 40 + "</tr></table>"
+    html = ("<html><body><main><article class='bd-article' style='width: 700px'>"
+            + wide.format(id="bare")
+            + "<div style='max-width: 100%; overflow-x: auto'>" + wide.format(id="framed") + "</div>"
+            + "<style>#pinned td:first-child { position: sticky; left: 0; }</style>"
+            + "<div style='max-width: 100%; overflow-x: auto'>" + wide.format(id="pinned") + "</div>"
+            + "<details><summary>listing</summary>" + wide.format(id="folded") + "</details>"
+            + "<table id='narrow'><tr><td>fits</td></tr></table>"
+            + "</article></main></body></html>")
+    page = browser.new_page()
+    page.set_content(html)
+    found = page.evaluate(CUT_OFF_JS)
+    page.close()
+    assert found["article"] and found["measured"] == 5
+    assert [c.split(":")[0] for c in found["cut"]] == ["bare", "folded"]
+    assert found["unpinned"] == ["bare", "framed", "folded"]
 
 
-def test_rebuilding_an_unchanged_site_skips_execution_and_rendering(site):
+@pytest.mark.site
+def test_no_table_is_cut_off_at_1280_px(visits):
+    """Every table fits the article column at 1280 px or scrolls in its own frame that fits."""
+    unmeasured = [rel for rel, (_, m) in visits.items() if not m["article"] and m["tables"]]
+    assert unmeasured == [], "pages with tables but no article column to measure them against"
+    assert sum(m["measured"] for _, m in visits.values()) > 0, "no table was measured on any page"
+    assert {rel: m["cut"] for rel, (_, m) in visits.items() if m["cut"]} == {}
+
+
+@pytest.mark.site
+def test_wide_tables_keep_their_first_column_in_view(visits):
+    """A table wider than the article column scrolls with its first column kept in view (issue 11, item 3)."""
+    assert {rel: m["unpinned"] for rel, (_, m) in visits.items() if m["unpinned"]} == {}
+
+
+def test_rebuilding_an_unchanged_site_skips_execution_and_rendering(shipped_site):
     """The site records the hash of its inputs; the same inputs again leave it untouched."""
-    recorded = (site / build.SITE_HASH_FILE).read_text(encoding="utf-8").strip()
-    before = (site / "index.html").stat().st_mtime_ns
+    recorded = (shipped_site / build.SITE_HASH_FILE).read_text(encoding="utf-8").strip()
+    before = (shipped_site / "index.html").stat().st_mtime_ns
     lines: list[str] = []
-    build.build(SHIPPED_COHORT, site, log=lines.append)
+    build.build(SHIPPED_COHORT, shipped_site, log=lines.append)
     assert any("execution and rendering skipped" in line for line in lines), lines
-    assert (site / "index.html").stat().st_mtime_ns == before
-    assert build.site_is_current(site, recorded) and not build.site_is_current(site, "0" * 64)
+    assert (shipped_site / "index.html").stat().st_mtime_ns == before
+    assert build.site_is_current(shipped_site, recorded) and not build.site_is_current(shipped_site, "0" * 64)
+
+
+@pytest.mark.parametrize("ci, outcome", [("", pytest.skip.Exception), ("true", pytest.fail.Exception)])
+def test_without_chromium_the_message_says_how_to_install_it(monkeypatch, ci, outcome):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    with pytest.raises(outcome, match=r"apt-get install -y chromium"):
+        find_chromium()
