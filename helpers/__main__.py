@@ -292,9 +292,7 @@ def _fragility(args) -> int:
 
 
 COMMANDS = {"build": _build, "validate": _validate, "prepare": _prepare, "simulate": _simulate, "templates": _templates,
-            "dictionary": _dictionary, "update-notebooks": _update}
-COMMANDS["clean"] = _clean
-COMMANDS["fragility"] = _fragility
+            "dictionary": _dictionary, "update-notebooks": _update, "clean": _clean, "fragility": _fragility}
 
 if __name__ == "__main__":
     sys.exit(main())

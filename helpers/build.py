@@ -132,8 +132,9 @@ def cohort_hash(cohort: Path) -> str:
 
 
 def environment_hash(root: Path = PROJECT_ROOT) -> str:
-    """Hash of the helpers package (code and data files) and the pinned requirements."""
+    """Hash of the helpers package (code and data files), the stored fragility run and the pinned requirements."""
     files = [f for f in sorted((root / "helpers").rglob("*")) if f.is_file() and "__pycache__" not in f.parts]
+    files += sorted(f for f in (root / "data" / "fragility").glob("*") if f.is_file())
     return _digest(files + [f for f in [root / "requirements.txt"] if f.exists()], root)
 
 

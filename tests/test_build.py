@@ -12,13 +12,6 @@ from helpers.cohort import CohortError
 from helpers.paths import SHIPPED_COHORT
 
 
-@pytest.fixture(scope="module")
-def shipped_site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site") / "html"
-    build.build(SHIPPED_COHORT, out, log=lambda *_: None)
-    return out
-
-
 def test_shipped_build_has_every_chapter_and_the_simulated_banner(shipped_site):
     for page in ("notebooks/01_cohort.html", "notebooks/03_survival.html", "book/reproduction.html",
                  "book/data_contract.html", "index.html"):

@@ -17,6 +17,7 @@ import functools
 import http.server
 import os
 import shutil
+import subprocess
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
@@ -125,11 +126,33 @@ def broken_links(page: Path, site: Path) -> list[str]:
 
 # ---------------------------------------------------------------- fixtures
 
-def find_chromium() -> str:
-    """Path of Debian's Chromium ($CHROMIUM or the first on PATH); fail on CI, skip elsewhere, saying how to install."""
+def _installed_chromium() -> str | None:
     for name in (os.environ.get("CHROMIUM"), *BROWSERS):
         if name and shutil.which(name):
             return shutil.which(name)
+    return None
+
+
+def install_chromium() -> None:
+    """Install Debian's Chromium when the tests run as root on a Debian machine (the README's test command is
+    the only step a fresh machine needs); elsewhere do nothing and let the message below say how."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode:
+            return
+
+
+def find_chromium() -> str:
+    """Path of Debian's Chromium ($CHROMIUM or the first on PATH, installed with apt-get when root); fail on CI,
+    skip elsewhere, saying how to install."""
+    found = _installed_chromium()
+    if found is None:
+        install_chromium()
+        found = _installed_chromium()
+    if found:
+        return found
     message = ("Chromium is not installed: the browser tests need it. Install Debian's with "
                "`apt-get update && apt-get install -y chromium` (CI's .ci/run does), or set CHROMIUM=/path/to/chrome.")
     if os.environ.get("CI"):
