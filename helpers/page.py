@@ -30,6 +30,7 @@ class Page:
     tables_dir: Path
     source: str = ""
     params: dict = field(default_factory=dict)
+    path: Path | None = None  # where the cohort was read from (never shown: `source` is what readers see)
 
     @cached_property
     def pt(self) -> pd.DataFrame:
@@ -71,4 +72,4 @@ def shown_source(cohort: str | Path) -> str:
 def open_page(cohort: str | Path, tables_dir: str | Path, **params) -> Page:
     """Load (and validate) the cohort once and open a chapter page on it."""
     return Page(data=load_cohort(cohort), tables_dir=resolve(tables_dir), source=shown_source(cohort),
-                params=params)
+                params=params, path=resolve(cohort))

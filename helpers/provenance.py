@@ -1,8 +1,7 @@
-"""Provenance for the reproducibility page: package versions, the cohort's content hash, seed, build time."""
+"""Provenance for the reproducibility page: package versions, the cohort's content hash and (when simulated) seed."""
 from __future__ import annotations
 
 import platform
-from datetime import datetime, timezone
 from importlib import metadata
 
 import pandas as pd
@@ -27,11 +26,13 @@ def package_versions(packages: tuple[str, ...] = KEY_PACKAGES) -> pd.DataFrame:
 
 
 def cohort_provenance(cohort_path: str, cohort: Cohort) -> pd.DataFrame:
-    """What identifies the cohort this site was built from: name, simulated, seed, SHA-256 of its files."""
-    rows = [("cohort", cohort.name), ("simulated", "yes" if cohort.simulated else "no"),
-            ("simulator seed", "" if cohort.seed is None else str(cohort.seed)),
-            ("patients", str(len(cohort.patients))),
-            ("tables present", ", ".join(t for t in ("kinetics", "daily", "labs") if cohort.has(t)) or "patients only"),
-            ("content hash (SHA-256 of the cohort files)", cohort_hash(resolve(cohort_path))),
-            ("executed (UTC)", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"))]
+    """What identifies the cohort this site was built from: name, origin (simulator seed only when simulated),
+    size, tables and the SHA-256 of its files. No build time: the same inputs give the same page."""
+    origin = (f"the book's simulator, seed {cohort.seed}" if cohort.simulated
+              else (cohort.source or "as supplied by the centre"))
+    rows = [("Cohort", cohort.name), ("Origin", origin),
+            ("Infused patients", f"{len(cohort.patients):,}"),
+            ("Tables present", ", ".join(t for t in ("patients", "kinetics", "daily", "labs") if cohort.has(t)
+                                          or t == "patients")),
+            ("Content hash (SHA-256 of the cohort files)", cohort_hash(resolve(cohort_path)))]
     return pd.DataFrame(rows, columns=["item", "value"])

@@ -144,9 +144,19 @@ def _same_workbook(a: Path, b: Path) -> bool:
     return list(sa) == list(sb) and all(sa[k].fillna("").equals(sb[k].fillna("")) for k in sa)
 
 
+def _md_cell(value: object) -> str:
+    """A dictionary cell: booleans as the YAML literals a centre types (`true`), lists comma-separated."""
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value).replace("|", "\\|")
+
+
 def _md_table(rows: list[dict], columns: list[str]) -> str:
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    body = "".join("| " + " | ".join(str(r[c]).replace("|", "\\|") for c in columns) + " |\n" for r in rows)
+    """A Markdown table with capitalised headers (the page is read, not parsed)."""
+    head = "| " + " | ".join(c[:1].upper() + c[1:] for c in columns) + " |\n|" + "---|" * len(columns) + "\n"
+    body = "".join("| " + " | ".join(_md_cell(r[c]) for c in columns) + " |\n" for r in rows)
     return head + body
 
 
