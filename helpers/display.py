@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 CODE_HEADER = re.compile(r"^([a-z0-9]+_[a-z0-9_]+|or|hr|term|p|n_\w+|ci|se|coef)$")
-BAD_CELL = re.compile(r"^(True|False|nan|NaN|inf|-inf|Inf|-Inf|None|<NA>|NaT)$|\d[eE][+-]?\d")
+BAD_CELL = re.compile(r"^(True|False|nan|NaN|inf|-inf|Inf|-Inf|None|<NA>|NaT)$"
+                      r"|(?<![\w.])[-+]?\d+(\.\d+)?[eE][+-]?\d+(?![\w.])")  # e-notation, not inside a hash
 # Kept in view while the frame scrolls; `#ID` is replaced by the table's id.
 FRAME_CSS = """
 #ID .gt_table { margin-left: 0 !important; }
