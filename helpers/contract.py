@@ -292,7 +292,7 @@ def dictionary_rows() -> list[dict[str, str]]:
             elif c.kind in ("flag", "boolean"):
                 allowed = "0/1 (true/false accepted)" if c.kind == "flag" else "true/false (0/1 accepted)"
             elif c.minimum is not None or c.maximum is not None:
-                allowed = f"{_num(c.minimum)} to {_num(c.maximum)}"
+                allowed = f"{_limit(c.minimum)} to {_limit(c.maximum)}"
             else:
                 allowed = ""
             rows.append({
@@ -302,6 +302,13 @@ def dictionary_rows() -> list[dict[str, str]]:
                 "type": c.kind, "unit": c.unit, "allowed": allowed, "description": c.description,
             })
     return rows
+
+
+def _limit(x: float | None) -> str:
+    """A range limit for the data dictionary: '1,000,000,000' (a person reads it), 'any' when open."""
+    if x is None:
+        return "any"
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,}"
 
 
 def _num(x: float | None) -> str:

@@ -26,7 +26,7 @@ FRAME_CSS = """
 #ID .gt_table { margin-left: 0 !important; }
 #ID .gt_col_heading, #ID .gt_row { padding: 0.35em 0.65em; }
 #ID .gt_row { vertical-align: top; font-variant-numeric: tabular-nums; }
-#ID td.gt_row:first-child, #ID th.gt_col_heading:first-child, #ID td.gt_stub {
+#ID .gt_table tr > :first-child, #ID .gt_stub, #ID .gt_stubhead {
   position: sticky; left: 0; z-index: 1; background: #fff; }
 """
 

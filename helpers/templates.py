@@ -213,7 +213,7 @@ def _units_section() -> str:
 def _ranges_section() -> str:
     """Physiologically possible (error) and plausible (warning) limits, with their sources."""
     def rng(r: tuple) -> str:
-        return f"{contract._num(r[0])} to {contract._num(r[1])}"
+        return f"{contract._limit(r[0])} to {contract._limit(r[1])}"
     rows = [{"what": f"`{a}` ({contract.ANALYTES[a][0]})", "error outside": rng(r.possible),
              "warning outside": rng(r.plausible), "source": r.source} for a, r in contract.ANALYTE_RANGES.items()]
     rows += [{"what": f"`{t}.{c}`", "error outside": rng(r.possible), "warning outside": rng(r.plausible),
