@@ -98,17 +98,7 @@ def _dispatch(argv: list[str] | None) -> int:
     f.add_argument("--scheduler", default=None, help="a Dask scheduler address: run on that cluster instead")
     f.add_argument("--out", default=None, help="folder for the result (default: data/fragility, read by the book)")
     args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except BrokenPipeError:  # `python -m helpers ... | head`: the reader left; stop quietly
-        _quiet_stdout()
-        return 0
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush raises no BrokenPipeError traceback."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    return COMMANDS[args.command](args)  # a closed pipe is handled once, in main (exit 141)
 
 
 def _build(args) -> int:

@@ -15,7 +15,7 @@ from helpers.sections import Shown, Skipped
 
 LINKS = {  # section anchors of the chapters (Sphinx ids of their headings), relative to book/findings.html
     "response": "../notebooks/02_response.html#remission-and-mrd-negativity",
-    "survival": "../notebooks/03_survival.html#overall-and-progression-free-survival",
+    "survival": "../notebooks/03_survival.html#overall-progression-free-and-event-free-survival",
     "multivariable": "../notebooks/03_survival.html#the-published-multivariable-models",
     "crs": "../notebooks/04_crs.html#grading-crs-from-the-daily-record",
     "markers": "../notebooks/04_crs.html#what-came-with-severe-crs",

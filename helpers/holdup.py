@@ -44,7 +44,7 @@ WHERE = {
     "F1": ("notebooks/01_cohort", "Patient flow"),
     "F2": ("notebooks/02_response", "Remission and MRD negativity"),
     "F3": ("notebooks/02_response", "Remission and MRD negativity"),
-    "F4": ("notebooks/03_survival", "Remission is known only after infusion: landmark and time-varying analyses"),
+    "F4": ("notebooks/03_survival", "Remission is known only after infusion"),
     "F5": ("notebooks/03_survival", "The published multivariable models"),
     "F6": ("notebooks/03_survival", "The published multivariable models"),
     "F7": ("notebooks/03_survival", "The published multivariable models"),

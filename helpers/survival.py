@@ -331,11 +331,36 @@ def cox_table(df: pd.DataFrame, duration: str, event: str, covariates: Sequence[
     Rows with a missing covariate are dropped (n says how many were used). Wald 95% CIs and
     p-values as R's summary.coxph. Fitting warnings are caught and recorded in `warning`.
     """
+    strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
+    d = _model_data(df, duration, event, covariates, strata_cols)
+    key = _fit_key(d, duration, event, covariates, strata_cols)
+    if key not in _COX_FITS:
+        if len(_COX_FITS) > 1024:
+            _COX_FITS.clear()
+        _COX_FITS[key] = _fit_cox(d, duration, event, covariates, strata_cols)
+    return _COX_FITS[key].copy()
+
+
+# The same model is fitted by several sections of a chapter (a table, its sentence, the conclusions):
+# fits are kept per process, keyed on the exact model data, so each is computed once.
+_COX_FITS: dict[str, pd.DataFrame] = {}
+
+
+def _fit_key(d: pd.DataFrame, *names) -> str:
+    """A key over a model frame's values and column names and the model's arguments."""
+    import hashlib
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(d, index=False).to_numpy().tobytes())
+    digest.update(repr((list(d.columns), names)).encode())
+    return digest.hexdigest()
+
+
+def _fit_cox(d: pd.DataFrame, duration: str, event: str, covariates: Sequence[str],
+             strata_cols: list[str]) -> pd.DataFrame:
+    """Fit one Cox model on prepared model data (see cox_table)."""
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError
 
-    strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
-    d = _model_data(df, duration, event, covariates, strata_cols)
     events, k = int(d[event].sum()), len(covariates)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
