@@ -137,6 +137,6 @@ def test_parameters_cell_shows_the_values_the_page_was_executed_with():
 
     defaults = ('cohort = "data/simulated"  # cohort folder\ntables_dir = "_build/tables"  # CSVs\n'
                 'landmark_day = None  # day\n')
-    injected = 'cohort = "/home/centre/exports/my_cohort"\ntables_dir = "/tmp/x/tables"\nlandmark_day = 35\n'
+    injected = 'cohort = "/srv/centre/exports/my_cohort"\ntables_dir = "/var/cache/x/tables"\nlandmark_day = 35\n'
     assert shown_parameters(defaults, injected) == (
         'cohort = "my_cohort"  # cohort folder\ntables_dir = "_build/tables"  # CSVs\nlandmark_day = 35  # day\n')
