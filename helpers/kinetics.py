@@ -468,7 +468,7 @@ def nca_summary(params: pd.DataFrame, by: pd.Series | None = None) -> pd.DataFra
 
 
 def spearman_ci(x, y, conf: float = 0.95) -> dict:
-    """Spearman rho with a Fisher-z CI, SE = 1.06/sqrt(n - 3) (Fieller, Hartley & Pearson, Biometrika 1957).
+    """Spearman rho with a Fisher-z CI, var(z) = 1.06/(n - 3) (Fieller, Hartley & Pearson, Biometrika 1957).
 
     p-value from scipy.stats.spearmanr (t approximation). Pairs with a missing value are dropped.
     Needs n >= 4; a constant variable gives NaN rho/CI/p with `message` saying so (no warning raised).
@@ -481,7 +481,7 @@ def spearman_ci(x, y, conf: float = 0.95) -> dict:
     xv, yv = xs.to_numpy()[ok], ys.to_numpy()[ok]
     n = int(ok.sum())
     out = {"rho": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "n": n, "conf": conf,
-           "method": "Spearman; Fisher z CI with SE 1.06/sqrt(n-3)", "message": ""}
+           "method": "Spearman; Fisher z CI with SE sqrt(1.06/(n-3))", "message": ""}
     if n < 4:
         return {**out, "message": "fewer than 4 complete pairs"}
     if np.ptp(xv) == 0 or np.ptp(yv) == 0:
@@ -490,7 +490,7 @@ def spearman_ci(x, y, conf: float = 0.95) -> dict:
     rho = float(res.statistic)
     if abs(rho) >= 1.0:
         return {**out, "rho": rho, "ci_low": rho, "ci_high": rho, "p_value": float(res.pvalue)}
-    half = stats.norm.ppf(0.5 + conf / 2.0) * 1.06 / np.sqrt(n - 3)
+    half = stats.norm.ppf(0.5 + conf / 2.0) * np.sqrt(1.06 / (n - 3))  # FHP 1957: 1.06/(n-3) is the variance
     z = np.arctanh(rho)
     return {**out, "rho": rho, "ci_low": float(np.tanh(z - half)), "ci_high": float(np.tanh(z + half)),
             "p_value": float(res.pvalue)}

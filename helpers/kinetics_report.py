@@ -136,7 +136,7 @@ def chapter_facts(kin: pd.DataFrame, params: pd.DataFrame, pt: pd.DataFrame, ass
         np.isnan(peak) & params["cmax"].isna().to_numpy())
     width = (assoc["ci_high"] - assoc["ci_low"]).dropna()
     n_max = int(assoc["n"].max()) if len(assoc) else 0
-    half = 1.959964 * 1.06 / np.sqrt(n_max - 3) if n_max > 3 else np.nan
+    half = 1.959964 * np.sqrt(1.06 / (n_max - 3)) if n_max > 3 else np.nan
     pos = kin.loc[kin[kinetics.CONC] > 0, kinetics.CONC]
     auc_col = [c for c in params.columns if c.startswith("auc_0_")][0]
     return {
@@ -453,7 +453,7 @@ def associations(page) -> Shown:
     })
     table = display.table(frame, "kinetics-associations", stub="Correlated with", groups="Parameter",
                           notes=["Spearman rank correlation; 95% CI from Fisher's z with the Fieller-Hartley-Pearson "
-                                 "standard error 1.06/\u221a(n \u2212 3); p from the t approximation. Not adjusted for "
+                                 "standard error \u221a(1.06/(n \u2212 3)); p from the t approximation. Not adjusted for "
                                  "multiplicity."])
     return Shown(table, page.download(a, "kinetics_associations"), data=a)
 

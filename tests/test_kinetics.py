@@ -326,11 +326,11 @@ def test_nca_summary_table():
 
 def test_spearman_ci_hand_value():
     # x = 1..5, y = 2,1,4,3,5: d = -1,1,-1,1,0, sum d^2 = 4, rho = 1 - 6*4/(5*24) = 0.8.
-    # z = atanh(0.8) = 1.098612; SE = 1.06/sqrt(2) = 0.749533; z +- 1.959964*SE -> (-0.370432, 2.567656)
-    # CI = tanh(...) = (-0.354382, 0.988299). p: t = 0.8*sqrt(3/0.36) = 2.3094, df 3, two-sided 0.104088
+    # z = atanh(0.8) = 1.098612; var(z) = 1.06/(n - 3) (Fieller, Hartley & Pearson 1957), SE = sqrt(1.06/2) = 0.728011;
+    # z +- 1.959964*SE -> (-0.328263, 2.525488); CI = tanh(...) = (-0.316959, 0.987275). p: t = 0.8*sqrt(3/0.36) = 2.3094, df 3, two-sided 0.104088
     res = spearman_ci([1, 2, 3, 4, 5], [2, 1, 4, 3, 5])
     assert res["rho"] == pytest.approx(0.8)
-    assert (res["ci_low"], res["ci_high"]) == pytest.approx((-0.3543815572, 0.9882987698), rel=1e-8)
+    assert (res["ci_low"], res["ci_high"]) == pytest.approx((-0.3169591696, 0.9872753053), rel=1e-8)
     assert res["p_value"] == pytest.approx(0.104088, rel=1e-4) and res["n"] == 5
 
 
@@ -417,15 +417,15 @@ def test_associations_hand_values_missing_pairs_and_absent_term():
     assert list(tab.columns) == ["outcome", "term", "estimate", "ci_low", "ci_high", "p_value", "n", "method",
                                  "message"]
     row = tab.set_index(["outcome", "term"])
-    # cmax vs blasts = the spearman_ci hand example (rho 0.8, CI -0.3544 to 0.9883), after the join on patient_id.
+    # cmax vs blasts = the spearman_ci hand example (rho 0.8, CI -0.3170 to 0.9873), after the join on patient_id.
     assert row.loc[("cmax", "bm_blasts_pct"), "estimate"] == pytest.approx(0.8)
-    assert row.loc[("cmax", "bm_blasts_pct"), "ci_low"] == pytest.approx(-0.3543815572, rel=1e-8)
+    assert row.loc[("cmax", "bm_blasts_pct"), "ci_low"] == pytest.approx(-0.3169591696, rel=1e-8)
     # auc vs blasts: P05 dropped (AUC NaN): x 1..4, y 2,1,4,3: sum d^2 = 4, rho = 1 - 24/60 = 0.6, n = 4.
-    # z = atanh(0.6) = 0.693147, half-width 1.959964*1.06/sqrt(1) = 2.077562 -> tanh: (-0.881936, 0.992189).
+    # z = atanh(0.6) = 0.693147, half-width 1.959964*sqrt(1.06/1) = 2.017906 -> tanh: (-0.867963, 0.991203).
     # p: t = 0.6*sqrt(2/0.64) = 1.06066, df 2: p = 1 - t/sqrt(2 + t^2) = 1 - 0.6 = 0.4
     auc = row.loc[("auc_0_28", "bm_blasts_pct")]
     assert (auc["estimate"], auc["n"]) == (pytest.approx(0.6), 4)
-    assert (auc["ci_low"], auc["ci_high"]) == pytest.approx((-0.8819359804, 0.9921887019), rel=1e-8)
+    assert (auc["ci_low"], auc["ci_high"]) == pytest.approx((-0.8679626139, 0.9912032077), rel=1e-8)
     assert auc["p_value"] == pytest.approx(0.4, rel=1e-9)
     # Int64 CRS grade 0..4 rises with cmax 1..5: rho 1 (scipy returns 1 - 1e-16), CI (1, 1) to rounding
     assert row.loc[("cmax", "crs_grade"), ["estimate", "ci_low", "ci_high"]].tolist() == pytest.approx([1.0] * 3)
