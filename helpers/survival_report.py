@@ -284,10 +284,8 @@ def km_sentence(km: pd.DataFrame, times: Sequence[float]) -> str:
 
 
 def p_text(p: float) -> str:
-    """'p = 0.012' or 'p < 0.001' (tables.format_p digits)."""
-    from helpers.tables import format_p
-
-    text = format_p(p)
+    """'p = 0.012' or 'p < 0.001' (the book's one p-value style, helpers.fmt)."""
+    text = fmt.p_value(p, missing="")
     return f"p {text[0]} {text[1:]}" if text[:1] in "<>" and text else f"p = {text}"
 
 
