@@ -263,13 +263,25 @@ def shown_parameters(defaults: str, injected: str) -> str:
 # -------------------------------------------------------------------------------- execution
 
 
+SECONDS_PER_BYTE = 1.2e-5  # committed notebooks carry their outputs: ~12 s per MB of them, on 2 cores
+
+
 def _by_expected_time(jobs: list[Job], cache: Path) -> list[Job]:
-    """Longest first (last recorded times; new notebooks first), so the workers finish together."""
+    """Longest first, so the workers finish together: the last recorded times, else (a cold cache, a new
+    notebook) a guess from the size of the committed notebook with its outputs (figures cost the most)."""
     try:
         seen = json.loads((cache / "timings.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         seen = {}
-    return sorted(jobs, key=lambda j: -float(seen.get(j.source.stem, 1e9)))
+
+    def expected(job: Job) -> float:
+        if job.source.stem in seen:
+            return float(seen[job.source.stem])
+        try:
+            return job.source.stat().st_size * SECONDS_PER_BYTE
+        except OSError:
+            return 1e9
+    return sorted(jobs, key=lambda j: -expected(j))
 
 
 def _record_times(cache: Path, outcomes) -> None:
@@ -440,8 +452,14 @@ def _run_killable(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 RENDER = """\
 import functools, sys
-import jupyter_book.sphinx as S
-S.build_sphinx = functools.partial(S.build_sphinx, force_all=True)  # write every page, re-read changed ones
+sys.modules.setdefault("rfc3987_syntax", None)  # as in helpers/__init__.py: 2 s of grammar compiling saved
+import pybtex.plugin as P  # sphinxcontrib-bibtex looks its styles up per citation, each a scan of every
+if hasattr(P, "_load_entry_point"):  # installed package's entry points (0.7 s a build): look up once
+    P._load_entry_point = functools.lru_cache(maxsize=None)(P._load_entry_point)
+if sys.argv[1] == "--reuse":  # write every page, re-read only the changed ones
+    import jupyter_book.sphinx as S
+    S.build_sphinx = functools.partial(S.build_sphinx, force_all=True)
+    del sys.argv[1]
 from jupyter_book.cli.main import main
 sys.argv = ["jupyter-book", *sys.argv[1:]]
 main()
@@ -480,14 +498,13 @@ def render(staging: Path, log=print, work: Path | None = None) -> Path:
     Sphinx re-reads only the pages that changed but writes, and so checks the references of, every
     page; any failure discards `work` so the next build starts fresh. Without it, a fresh full build.
     """
-    jb = Path(sys.executable).with_name("jupyter-book")  # the console script of this environment
     if work is None:
         src, output = staging, staging / "_out"
-        cmd = [str(jb), "build", str(src), "--all"]
+        cmd = [sys.executable, "-c", RENDER, "build", str(src), "--all"]
     else:
         src, output = work / "src", work / "out"
         sync_tree(staging, src)
-        cmd = [sys.executable, "-c", RENDER, "build", str(src)]
+        cmd = [sys.executable, "-c", RENDER, "--reuse", "build", str(src)]
     cmd += ["-W", "-n", "--keep-going", "--path-output", str(output)]
     start = time.perf_counter()
     try:

@@ -48,6 +48,7 @@ if "matplotlib.pyplot" in _sys.modules:  # load the inline backend now: it sets 
 if "matplotlib" in _sys.modules:
     _state.rc = {k: v for k, v in _sys.modules["matplotlib"].rcParams.items() if k != "backend"}
 del _sys, _types, _warnings, _state
+__import__("gc").freeze()  # the preloaded modules live as long as the kernel: the resets' collections skip them
 """
 
 
@@ -110,6 +111,36 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def _quick_ready_client():
+    """jupyter_client's asynchronous client whose `wait_for_ready` ends once the shell channel has answered
+    kernel_info and IOPub has delivered a message, without the library's closing 0.2 s of IOPub silence
+    (paid before every notebook a warm kernel runs); messages left on IOPub belong to that request and
+    nbclient ignores them (it reads only the replies to its own requests)."""
+    from queue import Empty
+
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class QuickReadyClient(AsyncKernelClient):
+        async def wait_for_ready(self, timeout: float | None = None) -> None:
+            deadline = time.monotonic() + (timeout if timeout is not None else 60.0)
+            while True:
+                self.kernel_info()
+                try:
+                    reply = await self.shell_channel.get_msg(timeout=1)
+                    if reply["msg_type"] == "kernel_info_reply":
+                        await self.iopub_channel.get_msg(timeout=0.2)  # IOPub is connected
+                        self._handle_kernel_info_reply(reply)
+                        return
+                except Empty:
+                    pass
+                if not await self.is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+    return QuickReadyClient
+
+
 class Kernel:
     """One IPython kernel (asynchronous manager, as nbclient needs for its timeouts); silent set-up code
     goes through a short-lived client of its own.
@@ -128,30 +159,32 @@ class Kernel:
 
         self.loop = ensure_event_loop()
         self.km = OrphanProofManager(kernel_name="python3", connection_file=str(connection_file))
+        self.km.client_factory = _quick_ready_client()
         # as nbclient starts its kernels: IPython history in memory, not in the user's sqlite file
         history = ["--HistoryManager.hist_file=:memory:"]
         self.loop.run_until_complete(self.km.start_kernel(cwd=cwd, extra_arguments=history))
         self.fresh = True
-        self.silent(preload)
+        self.silent(preload, wait_ready=True)
         self.silent(SNAPSHOT)
 
     @property
     def pid(self) -> int:
         return self.km.provisioner.pid
 
-    def silent(self, code: str) -> None:
+    def silent(self, code: str, wait_ready: bool = False) -> None:
         """Run set-up code without recording it (no history, no execution count, no output)."""
         if code.strip():
-            reply = self.loop.run_until_complete(self._silent(code))
+            reply = self.loop.run_until_complete(self._silent(code, wait_ready))
             if reply["content"]["status"] != "ok":
                 raise RuntimeError(f"kernel set-up failed: {reply['content'].get('ename')}: "
                                    f"{reply['content'].get('evalue')}")
 
-    async def _silent(self, code: str) -> dict:
+    async def _silent(self, code: str, wait_ready: bool) -> dict:
         kc = self.km.client()
         kc.start_channels()
         try:
-            await kc.wait_for_ready(timeout=120)
+            if wait_ready:  # a new kernel; later, the shell channel queues the request (and wait_for_ready's
+                await kc.wait_for_ready(timeout=120)  # IOPub flush would cost 0.2 s per notebook for nothing)
             msg_id = kc.execute(code, silent=True, store_history=False)
             reply = await kc.get_shell_msg(timeout=120)
             while reply["parent_header"].get("msg_id") != msg_id:
@@ -221,13 +254,29 @@ def register_engine() -> str:
     return name
 
 
-def _cell_label(nb_path: str, index: int | None) -> str:
+def _executed_cells(task: Task) -> list[dict]:
+    """The cells as papermill ran them: the executed copy when written (a cell error), else the source
+    with the injected-parameters cell where papermill puts it (after the `parameters` cell, else first)."""
+    try:
+        return json.loads(Path(task.output).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        cells = json.loads(Path(task.source).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError):
+        return []
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    at = tagged[0] + 1 if tagged else 0
+    injected = {"cell_type": "code", "source": "", "metadata": {"tags": ["injected-parameters"]}}
+    return cells[:at] + [injected] + cells[at:] if task.parameters else cells
+
+
+def _cell_label(task: Task, index: int | None) -> str:
     """'cell 7 ("first line of the cell")', counting the cells of the source notebook from 1."""
     if index is None:
         return "before the first cell"
-    try:
-        cells = json.loads(Path(nb_path).read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError):
+    cells = _executed_cells(task)
+    if not cells:
         return f"cell {index + 1}"
     injected = [i for i, c in enumerate(cells) if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
     src = "".join(cells[index]["source"]) if index < len(cells) else ""
@@ -247,14 +296,15 @@ def execute(kernel: Kernel, task: Task, timeout: int) -> Outcome:
         kernel.prepare(task.cwd)
         pm.execute_notebook(task.source, task.output, parameters=task.parameters, engine_name=register_engine(),
                             kernel_name="python3", cwd=task.cwd, progress_bar=False, log_output=False,
+                            request_save_on_cell_execute=False,  # written once at the end, not 2x per cell
                             km=kernel.km, execution_timeout=timeout)
     except pm.PapermillExecutionError as exc:
-        error = f"{_cell_label(task.output, exc.cell_index)}: {exc.ename}: {exc.evalue}"
+        error = f"{_cell_label(task, exc.cell_index)}: {exc.ename}: {exc.evalue}"
     except CellTimeoutError:
-        error = (f"{_cell_label(task.output, CURRENT_CELL[0])} did not finish within {timeout} s "
+        error = (f"{_cell_label(task, CURRENT_CELL[0])} did not finish within {timeout} s "
                  "(the per-cell limit, execute.timeout in _config.yml)")
     except DeadKernelError:
-        error = f"{_cell_label(task.output, CURRENT_CELL[0])}: {kernel.death()}"
+        error = f"{_cell_label(task, CURRENT_CELL[0])}: {kernel.death()}"
     except Exception as exc:  # a kernel that cannot start, a notebook that cannot be read: report it
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
     else:
@@ -273,6 +323,8 @@ def worker_main(conn, parent_pid: int, timeout: int, preload: str, log_path: str
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(fd, 2)  # kernel start-up chatter and warnings go to the log, not the terminal
     os.close(fd)
+    # papermill and nbclient take seconds to import: load them while the kernel starts, not after it
+    threading.Thread(target=lambda: (__import__("papermill"), __import__("nbclient")), daemon=True).start()
     kernel, failure = None, None
     while True:
         if kernel is None and failure is None:

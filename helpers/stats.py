@@ -13,7 +13,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.stats as ss
-import statsmodels.api as sm
 from firthmodels import FirthLogisticRegression, detect_separation
 from scipy.stats.contingency import association, odds_ratio
 from sklearn.metrics import roc_auc_score
@@ -405,7 +404,10 @@ def _fit_ml(X: pd.DataFrame, y: np.ndarray) -> tuple[np.ndarray, bool, str]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            res = sm.Logit(y, sm.add_constant(X.to_numpy(float), has_constant="add")).fit(disp=0, maxiter=100)
+            from statsmodels.discrete.discrete_model import Logit  # not statsmodels.api: 0.6 s less per kernel
+            from statsmodels.tools.tools import add_constant
+
+            res = Logit(y, add_constant(X.to_numpy(float), has_constant="add")).fit(disp=0, maxiter=100)
         except (np.linalg.LinAlgError, ValueError) as err:
             return nan, False, f"ML fit failed: {err}"
     msg = _join(*(f"{type(w.message).__name__}: {w.message}" for w in caught))
