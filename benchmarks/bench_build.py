@@ -1,6 +1,6 @@
 """Build-time benchmark of `python -m helpers build`, side by side with Jupyter Book's own executor.
 
-Run: `python benchmarks/bench_build.py [--runs 3] [--jobs N] [--no-write]`
+Run: `python benchmarks/bench_build.py [--runs 3] [--jobs N] [--no-write] [--big-cohort DIR]`
 
 Everything runs on a snapshot of the book's sources in a temporary folder (the repository's
 notebooks, `_build/.cache` and `_build/html` are never touched). Scenarios:
@@ -249,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--runs", type=int, default=3, help="cold builds and Jupyter Book builds, alternating")
     parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/results.md alone")
+    parser.add_argument("--big-cohort", type=Path, default=None,
+                        help="an existing `simulate --n 5000 --seed 1` folder (else it is simulated, ~6 min)")
     args = parser.parse_args(argv)
     load = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="bench-build-"))
@@ -266,10 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         same = pipeline_build("nothing changed", project, SHIPPED_COHORT, site, args.jobs)
         edit_markdown(project / "notebooks" / EDITED)
         edit = pipeline_build(f"{EDITED} prose edited", project, SHIPPED_COHORT, site, args.jobs)
-        subprocess.run([sys.executable, "-m", "helpers", "simulate", "--n", "5000", "--seed", "1", "--out",
-                        str(work / "n5000")], check=True, capture_output=True, cwd=ROOT,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
-        big = pipeline_build("cold, 5,000 patients", project, work / "n5000", work / "site5000", args.jobs,
+        big_cohort = args.big_cohort.resolve() if args.big_cohort else work / "n5000"
+        if not args.big_cohort:
+            subprocess.run([sys.executable, "-m", "helpers", "simulate", "--n", "5000", "--seed", "1", "--out",
+                            str(big_cohort)], check=True, capture_output=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+        big = pipeline_build("cold, 5,000 patients", project, big_cohort, work / "site5000", args.jobs,
                              memory=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -328,7 +328,8 @@ def _course_listing(page, c: pd.DataFrame) -> display.Table:
         "Day of maximum grade": one["day_of_max"].map(lambda v: fmt.number(v, 0)),
         "Episodes": one["episodes"].map(fmt.integer)})
     return display.listing(shown, "crs-course-patients", align_left=["Patient"],
-                           title=f"Course of CRS per patient ({labels.scale(_primary(page))})")
+                           title=f"Course of CRS per patient ({labels.scale(_primary(page))})",
+                           full_list="the CSV download holds every patient")
 
 
 @needs(tables=("daily",), what="CRS treatment and ICU-level support")

@@ -5,6 +5,11 @@ same numbers the CRS and kinetics chapters show.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -35,6 +40,30 @@ def crs_grades(cohort: Cohort) -> pd.DataFrame:
         out = p.assign(crs_grade=pd.NA, crs_onset_day=np.nan, crs_duration_days=np.nan, crs_grade_source="not available")
     out["crs_grade"] = out["crs_grade"].astype("Int64")
     return out
+
+
+def shared_patient_table(cohort: Cohort, path: Path | None) -> pd.DataFrame:
+    """patient_table(cohort) computed once per build, not once per chapter: pickled beside the loaded cohort,
+    keyed on the cohort's files, its settings and the source of every helpers module (any change recomputes)."""
+    from helpers.cohort import _content_key
+    from helpers.paths import cache_dir
+
+    if path is None or not path.exists():
+        return patient_table(cohort)
+    h = hashlib.sha256((_content_key(path) + repr(cohort.settings)).encode())
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(module.read_bytes())
+    entry = cache_dir() / "cohorts" / f"patients-{h.hexdigest()[:32]}.pkl"
+    try:
+        return pd.read_pickle(entry)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        pass
+    table = patient_table(cohort)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+    table.to_pickle(tmp)
+    os.replace(tmp, entry)  # atomic: a chapter in another kernel never reads half a file
+    return table
 
 
 def crs_system_label(system: str) -> str:

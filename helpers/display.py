@@ -96,13 +96,24 @@ def table(df: pd.DataFrame, id: str, *, title: str | None = None, stub: str | No
           .opt_css(FRAME_CSS.replace("#ID", f"#{id}")))
     markup = f'<div class="cart-table" style="max-width: 100%; overflow-x: auto;">{gt.as_raw_html()}</div>'
     if collapse_after is not None and len(body) > collapse_after:
-        markup = (f"<details class=\"cart-listing\"><summary>Show the full table ({len(body):,} rows)</summary>"
+        markup = (f"<details class=\"cart-listing\"><summary>Show the table ({len(body):,} rows)</summary>"
                   f"{markup}</details>")
     return Table(id=id, html=markup, frame=body)
 
 
-def listing(df: pd.DataFrame, id: str, **kwargs) -> Table:
-    """A per-patient listing: folded behind its summary line beyond 12 rows (first column kept in view)."""
+MAX_LISTED = 60  # rows of a per-patient listing on the page: thousands are unreadable and slow to build
+
+
+def listing(df: pd.DataFrame, id: str, *, total: int | None = None, full_list: str | None = None,
+            **kwargs) -> Table:
+    """A per-patient listing: folded behind its summary line beyond 12 rows (first column kept in view) and cut
+    to its first MAX_LISTED rows, with a note saying so (`total`: the rows before a caller's own cut;
+    `full_list`: where every row is, e.g. the section's CSV download)."""
+    total = len(df) if total is None else total
+    if total > MAX_LISTED:
+        df = df.head(MAX_LISTED)
+        kwargs["notes"] = [*kwargs.get("notes", ()), f"The first {MAX_LISTED} of {total:,} rows are listed"
+                           + (f"; {full_list}." if full_list else ".")]
     kwargs.setdefault("collapse_after", 12)
     return table(df, id, **kwargs)
 

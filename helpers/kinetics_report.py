@@ -256,7 +256,7 @@ def _reason_note(what: str, reasons: pd.Series) -> str:
 
 
 # ------------------------------------------------------------------ sections
-MAX_LISTED = 60
+MAX_LISTED = display.MAX_LISTED
 NEEDS_KINETICS = {"tables": ("kinetics",)}
 
 
@@ -283,15 +283,13 @@ def per_patient(page) -> Shown:
                         _reason_note("half-life", hl_why)) if t]
     if gaps:
         notes.append("Not estimable: " + "; ".join(gaps) + ".")
-    if len(params) > MAX_LISTED:
-        notes.append(f"The table lists the first {MAX_LISTED} of {fmt.plural(len(params), 'patient')}; the CSV "
-                     "download holds every patient.")
     text = (f"The cohort has {fmt.plural(int(params['n_samples'].sum()), 'sample')} from "
             f"{fmt.plural(len(params), 'patient')}, a median of {day(params['n_samples'].median())} per patient; "
             f"{fmt.integer(int(params['doubling_time'].notna().sum()))} have an expansion doubling time and "
             f"{fmt.integer(int(params['half_life'].notna().sum()))} a terminal half-life.")
     tidy = params.assign(half_life_not_estimable=hl_why, doubling_not_estimable=dt_why, auc_not_estimable=auc_why)
-    table = display.listing(frame, "kinetics-per-patient", stub="Patient", notes=notes)
+    table = display.listing(frame, "kinetics-per-patient", stub="Patient", notes=notes, total=len(params),
+                            full_list="the CSV download holds every patient")
     return Shown(text, table, page.download(tidy, "kinetics_nca_per_patient"), data=tidy)
 
 

@@ -34,10 +34,10 @@ class Page:
 
     @cached_property
     def pt(self) -> pd.DataFrame:
-        """The per-patient analysis table (helpers.derive), computed once per page."""
+        """The per-patient analysis table (helpers.derive), computed once per build and page."""
         from helpers import derive
 
-        return derive.patient_table(self.data)
+        return derive.shared_patient_table(self.data, self.path)
 
     @property
     def settings(self):

@@ -124,7 +124,8 @@ def _icans_listing(ill: pd.DataFrame) -> display.Table:
                        "Onset, day": ill["onset_day"].map(day), "Duration, days": ill["duration_days"].map(day),
                        "Onset after CRS onset, days": ill["onset_vs_crs_days"].map(day),
                        "Timing": ill["timing"].map(TIMING_WORDS)})
-    return display.listing(df, "tbl-icans-patients", stub="Patient", title="Patients with ICANS")
+    return display.listing(df, "tbl-icans-patients", stub="Patient", title="Patients with ICANS",
+                           full_list="the CSV download of the incidence section holds every patient")
 
 
 @needs(tables=("daily",), what="ICANS by CRS severity and CAR-T expansion")
@@ -182,7 +183,8 @@ def early_icaht(page: Page) -> Shown | Skipped:
             "Patient": sparse["patient_id"], "ANC values": sparse["n_anc"].map(fmt.integer),
             "Days at or below 0.5": [f"{int(a)} to {int(b)}" for a, b in zip(sparse["days_le_0_5_min"], sparse["days_le_0_5_max"])],
             "Possible grades": [f"{int(a)} to {int(b)}" for a, b in zip(sparse["grade_low"], sparse["grade_high"])]}),
-            "tbl-icaht-sparse", stub="Patient", title="Too sparse to grade"))
+            "tbl-icaht-sparse", stub="Patient", title="Too sparse to grade",
+            full_list="the CSV download holds every patient"))
     parts.append(_icaht_listing(res[res["status"] == "graded"]))
     return Shown(*parts, page.download(res, "early_icaht"), data=res)
 
@@ -194,7 +196,8 @@ def _icaht_listing(graded: pd.DataFrame) -> display.Table:
                        "Days ANC \u2264 0.5 \u00d7 10\u2079/L": graded["days_le_0_5_min"].map(fmt.integer),
                        "Days ANC \u2264 0.1 \u00d7 10\u2079/L": graded["days_le_0_1_min"].map(fmt.integer),
                        "Early ICAHT grade": graded["grade"].map(fmt.integer)})
-    return display.listing(df, "tbl-icaht-patients", stub="Patient", title="Graded patients")
+    return display.listing(df, "tbl-icaht-patients", stub="Patient", title="Graded patients",
+                           full_list="the CSV download holds every patient")
 
 
 @needs(tables=("labs",), what="CAR-HEMATOTOX baseline score")
