@@ -180,6 +180,13 @@ class Cohort:
         df = getattr(self, table)
         return df is not None and len(df) > 0
 
+    @property
+    def grades_crs(self) -> bool:
+        """True when the daily record can be graded for CRS (it has temperatures: helpers.crs.GRADING_NEEDS)."""
+        from helpers.crs import GRADING_NEEDS
+
+        return self.has("daily") and all(c in self.daily and self.daily[c].notna().any() for c in GRADING_NEEDS)
+
     def has_columns(self, *columns: str) -> bool:
         """True when every named patients column is present with at least one value."""
         return all(c in self.patients and self.patients[c].notna().any() for c in columns)

@@ -48,6 +48,9 @@ from matplotlib.patches import Patch
 SYSTEMS: tuple[str, ...] = ("astct", "lee2014", "ctcae5", "penn")
 
 REQUIRED_DAILY_COLUMNS: tuple[str, ...] = ("patient_id", "day")
+# A daily record without any temperature cannot show CRS: fever is the entry sign of every scale's grade 1
+# (and of CRS itself under ASTCT 2019), so grading it would report "no CRS" for what was never measured.
+GRADING_NEEDS: tuple[str, ...] = ("temp_max_c",)
 DAILY_COLUMNS: tuple[str, ...] = (  # the columns the graders read (all but the first two optional)
     "patient_id", "day", "temp_max_c", "sbp_min_mmhg", "vasopressors", "vasopressin", "oxygen",
     "o2_flow_l_min", "fio2_pct", "tocilizumab", "steroids", "fever_other_cause",

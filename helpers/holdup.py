@@ -146,8 +146,8 @@ def scale_verdicts(counts: pd.DataFrame) -> pd.DataFrame:
 
 
 def _corrected_f8(cohort: Cohort) -> tuple[str, bool | None]:
-    if not cohort.has("daily"):
-        return "no daily record to grade under other scales", None
+    if not cohort.grades_crs:
+        return "no daily record with temperatures to grade under other scales", None
     v = scale_verdicts(crs_counts_by_scale(cohort))
     held = [labels.scale(s) for s in v.loc[v["reproduced"], "system"]]
     text = "; ".join(f"{labels.scale(r.system)}: {published.crs_count_text(r.any_crs, r.severe_crs, r.n)}"

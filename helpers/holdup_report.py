@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from helpers import display, fmt, fragility, holdup, labels, published
+from helpers import crs, display, fmt, fragility, holdup, labels, published
 from helpers.paths import resolve
 from helpers.sections import Shown, Skipped, needs
 
@@ -86,7 +86,7 @@ def verdicts(page) -> Shown:
     return Shown(summary_sentence(a), table, _links(a["fact"]), page.download(a, "holdup_verdicts"), data=a)
 
 
-@needs(tables=("daily",), what="CRS counts under every grading scale")
+@needs(tables=("daily",), columns={"daily": crs.GRADING_NEEDS}, what="CRS counts under every grading scale")
 def crs_scales(page) -> Shown:
     """Any and severe CRS under each scale (graded from the daily record), against the published counts."""
     v = holdup.scale_verdicts(holdup.crs_counts_by_scale(page.data))
