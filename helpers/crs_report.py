@@ -406,6 +406,8 @@ def _comparison(page, group: str, id: str, csv: str) -> Shown | Skipped:
     if not (page.data.has("daily") or page.data.has("labs")):
         return Skipped("the comparison of markers", "this cohort has no daily clinical record (daily.csv) and no "
                        "laboratory table (labs.csv).")
+    if page.pt["crs_grade"].isna().all():
+        return Skipped("the comparison of markers", "this cohort has no CRS grades.")
     frame = _severity(page)
     comp = cs.compare_severity(frame, group, _primary(page), described=True)
     if comp.empty:

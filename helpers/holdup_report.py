@@ -62,7 +62,8 @@ def summary_sentence(a: pd.DataFrame) -> str:
         judged = a[a[col].notna()]
         held = judged[judged[col].astype(bool)]
         failed = judged.loc[~judged[col].astype(bool), "fact"]
-        text = f"{len(held)} of the {len(judged)} facts testable {how} hold on this cohort"
+        text = (f"{len(held)} of the {len(judged)} facts testable {how} hold on this cohort" if len(judged) else
+                f"no fact is testable {how} on this cohort")
         parts.append(text + (f" ({fmt.join_words(failed)} do not)" if len(failed) > 1 else
                              f" ({failed.iat[0]} does not)" if len(failed) == 1 else ""))
     return "; ".join(parts) + "."

@@ -1007,8 +1007,8 @@ def model_words(model: str) -> str:
     head, _, missing = model.partition(" without ")
     if not missing:
         return head
-    return f"{head}, without " + fmt.join_words(labels.label(c).split(",")[0].lower() for c in missing.split(", ")) \
-        + " (absent or constant in this cohort)"
+    names = (labels._lower(labels.label(c).split(",")[0]) for c in missing.split(", "))
+    return f"{head}, without " + fmt.join_words(names) + " (absent or constant in this cohort)"
 
 
 def forest(tidy: pd.DataFrame):
