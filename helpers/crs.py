@@ -226,6 +226,11 @@ def crs_days(pid: np.ndarray, day: np.ndarray, fever: np.ndarray, anti: np.ndarr
     return out
 
 
+def cohort_options(settings) -> GradingOptions:
+    """The grading options a cohort is graded with: the defaults, with its cohort.yml `episode_gap_days`."""
+    return GradingOptions(episode_gap_days=int(settings.episode_gap_days))
+
+
 # -------------------------------------------------------------------------------- organ labs
 
 
@@ -711,7 +716,8 @@ def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None
 
 POSITIVE_PRESSURE: tuple[str, ...] = ("cpap", "bipap", "mechanical_ventilation")
 # The book's episode rule: this many CRS-free days end an episode, the span that ends fever masking
-# (the grader's GradingOptions.episode_gap_days, one setting for both).
+# (the grader's GradingOptions.episode_gap_days, one setting for both; a cohort sets it in cohort.yml,
+# `episode_gap_days`, read through `cohort_options`). This is the default.
 COURSE_GAP_DAYS: int = GradingOptions().episode_gap_days
 
 

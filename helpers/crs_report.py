@@ -41,16 +41,32 @@ def _primary(page) -> str:
     return page.settings.crs_system
 
 
+def _options(page) -> crs.GradingOptions:
+    return crs.cohort_options(page.settings)
+
+
+def _gap(page) -> int:
+    return int(page.settings.episode_gap_days)
+
+
+def episode_rule(page) -> str:
+    """The episode rule with the number of days this page was graded with (cohort.yml `episode_gap_days`)."""
+    gap = _gap(page)
+    default = ", the default" if gap == crs.COURSE_GAP_DAYS else ""
+    return (f"A CRS episode, and the fever masking that goes with it, ends after {fmt.plural(gap, 'consecutive day')} "
+            f"without fever, hypotension or hypoxia (`episode_gap_days` in cohort.yml{default}).")
+
+
 def _graded(page) -> dict[str, pd.DataFrame]:
     d = page.data
-    return _cached(page, "graded", lambda: crs.grade_systems(d.daily, crs.SYSTEMS, d.labs))
+    return _cached(page, "graded", lambda: crs.grade_systems(d.daily, crs.SYSTEMS, d.labs, _options(page)))
 
 
 def _agreement(page) -> pd.DataFrame:
     """Per-patient maximum grade under each scale (and the centre's own grades when recorded)."""
     def make():
         d = page.data
-        a = crs.agreement_table(d.daily, d.patients, labs=d.labs, severe_grade=_severe(page))
+        a = crs.agreement_table(d.daily, d.patients, labs=d.labs, severe_grade=_severe(page), options=_options(page))
         if "crs_grade_reported" in d.patients.columns and d.patients["crs_grade_reported"].notna().any():
             a = crs.with_reported(a, d.patients)
         return a
@@ -64,7 +80,8 @@ def _scales(frame: pd.DataFrame) -> list[str]:
 def _course(page) -> pd.DataFrame:
     d = page.data
     return _cached(page, "course", lambda: pd.concat(
-        [crs.course_table(g, d.patients).assign(system=s) for s, g in _graded(page).items()], ignore_index=True))
+        [crs.course_table(g, d.patients, _gap(page)).assign(system=s) for s, g in _graded(page).items()],
+        ignore_index=True))
 
 
 def _severity(page) -> pd.DataFrame:
@@ -100,6 +117,8 @@ def incidence(page) -> Shown | Skipped:
               else "By the grades the centre reported")
     text = (f"{source}, {_of(inc.iloc[0])} patients had CRS and {_of(inc.iloc[1])} had severe CRS"
             + (f"; {_of(inc.iloc[2])} of the patients with CRS had severe CRS." if len(inc) > 2 else "."))
+    if page.data.grades_crs:
+        text += " " + episode_rule(page)
     return Shown(text, table, page.download(inc.drop(columns="formatted"), "crs_incidence"), data=inc)
 
 
@@ -193,7 +212,7 @@ def disagreement_drivers(page) -> Shown | Skipped:
     """For each patient the scales put on different sides of the severe threshold: the rule behind each maximum."""
     d = page.data
     a = _agreement(page)
-    drivers = _cached(page, "drivers", lambda: crs.max_grade_drivers(d.daily, labs=d.labs))
+    drivers = _cached(page, "drivers", lambda: crs.max_grade_drivers(d.daily, labs=d.labs, options=_options(page)))
     wide = crs.disagreements(drivers, a)
     record = record_note(d.daily)
     if wide.empty:
@@ -295,7 +314,7 @@ def course(page) -> Shown | Skipped:
     shown = pd.DataFrame({"Characteristic": rows, **cols})
     table = display.table(shown, "crs-course-by-scale", align_left=["Characteristic"], notes=[
         "Patients with CRS under each scale; median (Q1, Q3) or n (%). A death from CRS is grade 5 on the day of "
-        f"death. An episode ends after {crs.COURSE_GAP_DAYS} days without CRS; recurrence is a second episode."])
+        f"death. {episode_rule(page)} Recurrence is a second episode."])
     return Shown(course_sentence(with_crs, _primary(page)), table, _course_listing(page, c),
                  page.download(c, "crs_course_by_scale"), data=c)
 

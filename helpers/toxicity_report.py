@@ -27,7 +27,8 @@ def p_text(p: float) -> str:
 # ----------------------------------------------------------------------------- shared results
 def _crs_summary(page: Page) -> pd.DataFrame:
     """Per-patient CRS course under the cohort's primary scale (the same grading as the CRS chapter)."""
-    graded = crs.grade_daily(page.data.daily, page.settings.crs_system, page.data.labs)
+    graded = crs.grade_daily(page.data.daily, page.settings.crs_system, page.data.labs,
+                             crs.cohort_options(page.settings))
     return crs.summarise_patients(graded, page.data.patients)
 
 
