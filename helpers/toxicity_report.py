@@ -245,7 +245,8 @@ def causes_of_death(page: Page) -> Shown | Skipped:
         by_day = "; ".join(f"by day {fmt.number(r.day, 0)}, {fmt.integer(r.nrm_deaths + r.other_deaths)}"
                            for r in nrm.itertuples(index=False))
         note = ("This cohort records neither the cause of death (`death_cause`) nor relapse or progression "
-                f"(`pfs_days`, `pfs_event`), so non-relapse mortality is not reported. Deaths from any cause: {by_day}.")
+                "(`pfs_days`, `pfs_event`), so non-relapse mortality is not reported. Deaths from any cause: "
+                f"{by_day}.")
         return Shown(tbl, note, page.download(t, "causes_of_death"), data=t)
     sentences = [f"By day {fmt.number(r.day, 0)}, {fmt.plural(r.nrm_deaths, 'patient')} had died without "
                  f"relapse and {fmt.integer(r.other_deaths)} of or after relapse; {fmt.integer(r.followed_past)} "
