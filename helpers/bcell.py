@@ -8,7 +8,8 @@ stated choice. B-cell recovery (loss of aplasia) = the first sample at or above 
 began; duration of aplasia runs from day 0 to recovery, censored at the last sample when aplasia is ongoing.
 Relation to relapse by landmark (Anderson, Cain & Gelber, J Clin Oncol 1983): patients in remission, alive
 and relapse-free at the landmark day, grouped by whether B cells had recovered by then; relapse-free
-survival after the landmark by Kaplan-Meier with a log-rank test.
+survival after the landmark by Kaplan-Meier with a log-rank test. Hypogammaglobulinaemia: IgG below
+`BcellOptions.hypogamma_below` (4 g/L, the usual threshold for IgG replacement; source beside it).
 """
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ class BcellOptions:
 
     aplasia_below: float = 10.0  # cells/uL
     landmark_day: float = 90.0  # B-cell recovery is typically assessed over the first months
-    hypogamma_below: float = 4.0  # g/L, the usual threshold for IgG replacement (verify)
+    # g/L (400 mg/dL): below it IgG replacement is considered after CD19 CAR-T, with serious or recurrent
+    # infections (Hill JA, Giralt S, Torgerson TR, Lazarus HM, Blood Rev 2019, as restated in reviews and the 2022
+    # AAAAI work group report). The EBMT/JACIE/EHA recommendations (Hayden PJ et al., Ann Oncol 2022;33:259-275)
+    # are commonly cited for the same cut-off; not read in the primary source.
+    hypogamma_below: float = 4.0
 
 
 def _samples(labs: pd.DataFrame | None, analyte: str) -> pd.DataFrame:

@@ -158,6 +158,7 @@ class Settings:
     landmark_day: float = _DEFAULTS["landmark_day"]
     remission_responses: tuple[str, ...] = tuple(_DEFAULTS["remission_responses"])
     censor_at_hsct: bool = _DEFAULTS["censor_at_hsct"]
+    episode_gap_days: int = _DEFAULTS["episode_gap_days"]
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,13 @@ class Cohort:
         """True when the optional table is present and has rows."""
         df = getattr(self, table)
         return df is not None and len(df) > 0
+
+    @property
+    def grades_crs(self) -> bool:
+        """True when the daily record can be graded for CRS (it has temperatures: helpers.crs.GRADING_NEEDS)."""
+        from helpers.crs import GRADING_NEEDS
+
+        return self.has("daily") and all(c in self.daily and self.daily[c].notna().any() for c in GRADING_NEEDS)
 
     def has_columns(self, *columns: str) -> bool:
         """True when every named patients column is present with at least one value."""
@@ -633,6 +641,8 @@ _SETTING_TYPES = {
     "remission_responses": (lambda v: isinstance(v, list) and v and all(r in contract.RESPONSES for r in v),
                             "a list drawn from " + ", ".join(contract.RESPONSES)),
     "censor_at_hsct": (lambda v: isinstance(v, bool), "true or false"),
+    "episode_gap_days": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                         "a whole number of days, 1 or more"),
     "simulated": (lambda v: isinstance(v, bool), "true or false"),
     "d_dimer_units": (lambda v: v in ("FEU", "DDU"), "FEU or DDU"),
 }

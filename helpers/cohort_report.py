@@ -289,9 +289,8 @@ def conclusions(page) -> Shown:
     text = (f"This chapter describes {fmt.plural(n, 'patient')}; it tests nothing about the population they came "
             f"from. At this size a proportion near one half is known only to within an exact 95% interval "
             f"{fmt.number(100 * (hi - lo), 0)} percentage points wide, and a comparison of two groups of "
-            f"{fmt.integer(half)} has little power except for very large differences, so a p-value above 0.05 in "
-            "Table 1 does not show that the groups were alike"
-            + (f", and a few small ones are expected by chance among {fmt.plural(len(kinds), 'characteristic')}."
-               if kinds else "."))
+            f"{fmt.integer(half)} has little power except for very large differences"
+            + (", so a p-value above 0.05 in Table 1 does not show that the groups were alike, and a few small ones "
+               f"are expected by chance among {fmt.plural(len(kinds), 'characteristic')}." if kinds else "."))
     return Shown(text, data=pd.DataFrame([{"n": n, "half_n": half, "ci_low": lo, "ci_high": hi,
                                            "n_characteristics": len(kinds)}]))

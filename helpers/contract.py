@@ -272,6 +272,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("landmark_day", 28, "Landmark day for analyses of post-infusion factors (response assessment)."),
     SettingSpec("remission_responses", ["CR", "CRi"], "Best responses counted as remission."),
     SettingSpec("censor_at_hsct", False, "Censor OS/PFS at allo-HSCT in the primary analysis."),
+    SettingSpec("episode_gap_days", 3, "Consecutive days without fever, hypotension or hypoxia that end a CRS "
+                "episode and its fever masking; a later CRS day opens a new episode (recurrence). Default 3, the "
+                "span of a stable recovery in the EHA/EBMT haematotoxicity consensus, for want of a CRS rule."),
 )
 
 COHORT_FIELDS: tuple[SettingSpec, ...] = (

@@ -48,6 +48,9 @@ from matplotlib.patches import Patch
 SYSTEMS: tuple[str, ...] = ("astct", "lee2014", "ctcae5", "penn")
 
 REQUIRED_DAILY_COLUMNS: tuple[str, ...] = ("patient_id", "day")
+# A daily record without any temperature cannot show CRS: fever is the entry sign of every scale's grade 1
+# (and of CRS itself under ASTCT 2019), so grading it would report "no CRS" for what was never measured.
+GRADING_NEEDS: tuple[str, ...] = ("temp_max_c",)
 DAILY_COLUMNS: tuple[str, ...] = (  # the columns the graders read (all but the first two optional)
     "patient_id", "day", "temp_max_c", "sbp_min_mmhg", "vasopressors", "vasopressin", "oxygen",
     "o2_flow_l_min", "fio2_pct", "tocilizumab", "steroids", "fever_other_cause",
@@ -221,6 +224,11 @@ def crs_days(pid: np.ndarray, day: np.ndarray, fever: np.ndarray, anti: np.ndarr
         if open_ and feature[i]:
             last = day[i]
     return out
+
+
+def cohort_options(settings) -> GradingOptions:
+    """The grading options a cohort is graded with: the defaults, with its cohort.yml `episode_gap_days`."""
+    return GradingOptions(episode_gap_days=int(settings.episode_gap_days))
 
 
 # -------------------------------------------------------------------------------- organ labs
@@ -708,7 +716,8 @@ def plot_crs_timeline(graded: pd.DataFrame, daily: pd.DataFrame, ax: Axes | None
 
 POSITIVE_PRESSURE: tuple[str, ...] = ("cpap", "bipap", "mechanical_ventilation")
 # The book's episode rule: this many CRS-free days end an episode, the span that ends fever masking
-# (the grader's GradingOptions.episode_gap_days, one setting for both).
+# (the grader's GradingOptions.episode_gap_days, one setting for both; a cohort sets it in cohort.yml,
+# `episode_gap_days`, read through `cohort_options`). This is the default.
 COURSE_GAP_DAYS: int = GradingOptions().episode_gap_days
 
 

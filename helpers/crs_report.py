@@ -17,6 +17,8 @@ from helpers import crs, display, fmt, labels
 from helpers import crs_severity as cs
 from helpers.sections import Shown, Skipped, needs
 
+GRADED = {"daily": crs.GRADING_NEEDS}  # a daily record CRS can be graded from (it has temperatures)
+
 GE = "\u2265"
 
 
@@ -39,16 +41,32 @@ def _primary(page) -> str:
     return page.settings.crs_system
 
 
+def _options(page) -> crs.GradingOptions:
+    return crs.cohort_options(page.settings)
+
+
+def _gap(page) -> int:
+    return int(page.settings.episode_gap_days)
+
+
+def episode_rule(page) -> str:
+    """The episode rule with the number of days this page was graded with (cohort.yml `episode_gap_days`)."""
+    gap = _gap(page)
+    default = ", the default" if gap == crs.COURSE_GAP_DAYS else ""
+    return (f"A CRS episode, and the fever masking that goes with it, ends after {fmt.plural(gap, 'consecutive day')} "
+            f"without fever, hypotension or hypoxia (`episode_gap_days` in cohort.yml{default}).")
+
+
 def _graded(page) -> dict[str, pd.DataFrame]:
     d = page.data
-    return _cached(page, "graded", lambda: crs.grade_systems(d.daily, crs.SYSTEMS, d.labs))
+    return _cached(page, "graded", lambda: crs.grade_systems(d.daily, crs.SYSTEMS, d.labs, _options(page)))
 
 
 def _agreement(page) -> pd.DataFrame:
     """Per-patient maximum grade under each scale (and the centre's own grades when recorded)."""
     def make():
         d = page.data
-        a = crs.agreement_table(d.daily, d.patients, labs=d.labs, severe_grade=_severe(page))
+        a = crs.agreement_table(d.daily, d.patients, labs=d.labs, severe_grade=_severe(page), options=_options(page))
         if "crs_grade_reported" in d.patients.columns and d.patients["crs_grade_reported"].notna().any():
             a = crs.with_reported(a, d.patients)
         return a
@@ -62,7 +80,8 @@ def _scales(frame: pd.DataFrame) -> list[str]:
 def _course(page) -> pd.DataFrame:
     d = page.data
     return _cached(page, "course", lambda: pd.concat(
-        [crs.course_table(g, d.patients).assign(system=s) for s, g in _graded(page).items()], ignore_index=True))
+        [crs.course_table(g, d.patients, _gap(page)).assign(system=s) for s, g in _graded(page).items()],
+        ignore_index=True))
 
 
 def _severity(page) -> pd.DataFrame:
@@ -84,8 +103,9 @@ def incidence(page) -> Shown | Skipped:
     """Any and severe CRS under the cohort's scale, with exact (Clopper-Pearson) intervals."""
     pt = page.pt
     if pt["crs_grade"].isna().all():
-        return Skipped("CRS incidence", "this cohort has neither a daily clinical record (daily.csv) to grade "
-                       "nor CRS grades reported by the centre (`crs_grade_reported`).")
+        return Skipped("CRS incidence", "this cohort has neither a daily clinical record (daily.csv) with "
+                       "temperatures (`temp_max_c`) to grade nor CRS grades reported by the centre "
+                       "(`crs_grade_reported`).")
     inc = cs.incidence(pt, _severe(page))
     names = [labels.label("crs_any"), f"Severe CRS ({_grade_words(_severe(page))})",
              "Severe CRS, among patients with CRS"][:len(inc)]
@@ -93,10 +113,12 @@ def incidence(page) -> Shown | Skipped:
     shown = pd.DataFrame({"Outcome": names, "n/N (%; 95% CI)": cells})
     table = display.table(shown, "crs-incidence", align_left=["Outcome"],
                           notes=["Exact (Clopper-Pearson) 95% confidence intervals."])
-    source = (f"Under {labels.scale(_primary(page))} (graded from the daily clinical record)" if page.data.has("daily")
+    source = (f"Under {labels.scale(_primary(page))} (graded from the daily clinical record)" if page.data.grades_crs
               else "By the grades the centre reported")
     text = (f"{source}, {_of(inc.iloc[0])} patients had CRS and {_of(inc.iloc[1])} had severe CRS"
             + (f"; {_of(inc.iloc[2])} of the patients with CRS had severe CRS." if len(inc) > 2 else "."))
+    if page.data.grades_crs:
+        text += " " + episode_rule(page)
     return Shown(text, table, page.download(inc.drop(columns="formatted"), "crs_incidence"), data=inc)
 
 
@@ -108,7 +130,7 @@ def _of(row: pd.Series) -> str:
 # ------------------------------------------------------------------------------------ scale agreement
 
 
-@needs(tables=("daily",), what="re-grading under four scales")
+@needs(tables=("daily",), columns=GRADED, what="re-grading under four scales")
 def scale_incidence(page) -> Shown:
     """Any and severe CRS under each scale (and as reported), with exact CIs; the range of severe counts."""
     a = _agreement(page)
@@ -135,7 +157,7 @@ def scale_incidence(page) -> Shown:
                                             "under each scale as CSV"), data=inc)
 
 
-@needs(tables=("daily",), what="cross-tables of the scales")
+@needs(tables=("daily",), columns=GRADED, what="cross-tables of the scales")
 def scale_crosstabs(page) -> Shown:
     """The primary scale's maximum grade (rows) against each other scale's (columns), grade 0-5."""
     a, primary = _agreement(page), _primary(page)
@@ -158,7 +180,7 @@ def scale_crosstabs(page) -> Shown:
     return Shown(*parts, data=pd.concat(frames, ignore_index=True))
 
 
-@needs(tables=("daily",), what="severe-CRS switches between scales")
+@needs(tables=("daily",), columns=GRADED, what="severe-CRS switches between scales")
 def severe_switches(page) -> Shown:
     """Per pair of scales: severe under each, under both, under one only (counted on patients graded by both)."""
     a = _agreement(page)
@@ -185,12 +207,12 @@ def severe_switches(page) -> Shown:
     return Shown(text, table, data=sw)
 
 
-@needs(tables=("daily",), what="what drives the disagreements")
+@needs(tables=("daily",), columns=GRADED, what="what drives the disagreements")
 def disagreement_drivers(page) -> Shown | Skipped:
     """For each patient the scales put on different sides of the severe threshold: the rule behind each maximum."""
     d = page.data
     a = _agreement(page)
-    drivers = _cached(page, "drivers", lambda: crs.max_grade_drivers(d.daily, labs=d.labs))
+    drivers = _cached(page, "drivers", lambda: crs.max_grade_drivers(d.daily, labs=d.labs, options=_options(page)))
     wide = crs.disagreements(drivers, a)
     record = record_note(d.daily)
     if wide.empty:
@@ -261,7 +283,7 @@ def record_note(daily: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------- course, treatment
 
 
-@needs(tables=("daily",), what="the CRS timeline")
+@needs(tables=("daily",), columns=GRADED, what="the CRS timeline")
 def timeline(page) -> Shown:
     """One lane per patient under the primary scale, grade 5 on the day of a death from CRS."""
     d = page.data
@@ -276,7 +298,7 @@ def timeline(page) -> Shown:
 COURSE_ROWS = ("onset_day", "duration_days", "day_of_max", "onset_to_max_days", "crs_days")
 
 
-@needs(tables=("daily",), what="the course of CRS")
+@needs(tables=("daily",), columns=GRADED, what="the course of CRS")
 def course(page) -> Shown | Skipped:
     """Onset, duration, day of maximum grade and recurrence: cohort medians (IQR) under each scale, and the
     per-patient course under the primary scale."""
@@ -292,7 +314,7 @@ def course(page) -> Shown | Skipped:
     shown = pd.DataFrame({"Characteristic": rows, **cols})
     table = display.table(shown, "crs-course-by-scale", align_left=["Characteristic"], notes=[
         "Patients with CRS under each scale; median (Q1, Q3) or n (%). A death from CRS is grade 5 on the day of "
-        f"death. An episode ends after {crs.COURSE_GAP_DAYS} days without CRS; recurrence is a second episode."])
+        f"death. {episode_rule(page)} Recurrence is a second episode."])
     return Shown(course_sentence(with_crs, _primary(page)), table, _course_listing(page, c),
                  page.download(c, "crs_course_by_scale"), data=c)
 
@@ -332,7 +354,7 @@ def _course_listing(page, c: pd.DataFrame) -> display.Table:
                            full_list="the CSV download holds every patient")
 
 
-@needs(tables=("daily",), what="CRS treatment and ICU-level support")
+@needs(tables=("daily",), columns=GRADED, what="CRS treatment and ICU-level support")
 def treatment(page) -> Shown:
     """Tocilizumab and corticosteroids (n (%), first dose relative to CRS onset) and ICU-level support on a CRS
     day, overall and by maximum grade under the primary scale."""
@@ -404,6 +426,8 @@ def _comparison(page, group: str, id: str, csv: str) -> Shown | Skipped:
     if not (page.data.has("daily") or page.data.has("labs")):
         return Skipped("the comparison of markers", "this cohort has no daily clinical record (daily.csv) and no "
                        "laboratory table (labs.csv).")
+    if page.pt["crs_grade"].isna().all():
+        return Skipped("the comparison of markers", "this cohort has no CRS grades.")
     frame = _severity(page)
     comp = cs.compare_severity(frame, group, _primary(page), described=True)
     if comp.empty:
@@ -715,7 +739,7 @@ def conclusions(page) -> Shown:
     parts = [f"Severe CRS is estimated at {fmt.pct(row['estimate'])}, with a 95% interval "
              f"{fmt.number(100 * (row['ci_high'] - row['ci_low']), 0)} percentage points wide "
              f"({fmt.ci(100 * row['ci_low'], 100 * row['ci_high'], 1)}%)."]
-    if page.data.has("daily"):
+    if page.data.grades_crs:
         inc = crs.incidence_by_system(_agreement(page), _severe(page))
         k = inc[(inc["outcome"] != "any CRS") & inc["system"].isin(crs.SYSTEMS)]["k"]
         parts.append(f"Depending on the scale alone, between {int(k.min())} and {int(k.max())} of "

@@ -27,10 +27,11 @@ def _deaths(patients: pd.DataFrame) -> pd.DataFrame:
 
 
 def causes_of_death(patients: pd.DataFrame) -> pd.DataFrame:
-    """One row per cause (contract order, then 'not recorded', then 'all causes'): n_deaths, n_patients,
-    median_day, min_day, max_day, and the deaths in each timing bin (`TIMING_BINS`, days after infusion)."""
+    """One row per cause (the contract's, when any cause is recorded; then 'not recorded'; then 'all causes'):
+    n_deaths, n_patients, median_day, min_day, max_day, and the deaths in each timing bin (`TIMING_BINS`)."""
     d = _deaths(patients)
-    causes = [*DEATH_CAUSES, *([NOT_RECORDED] if (d["cause"] == NOT_RECORDED).any() else [])]
+    recorded = "death_cause" in patients.columns and patients["death_cause"].notna().any()
+    causes = [*(DEATH_CAUSES if recorded else ()), *([NOT_RECORDED] if (d["cause"] == NOT_RECORDED).any() else [])]
     rows = []
     for cause in [*causes, "all causes"]:
         days = d["day"] if cause == "all causes" else d.loc[d["cause"] == cause, "day"]

@@ -27,8 +27,9 @@ def crs_grades(cohort: Cohort) -> pd.DataFrame:
     """
     p = cohort.patients[["patient_id"]].copy()
     system = cohort.settings.crs_system
-    if cohort.has("daily"):
-        table = crs.crs_table(cohort.daily, cohort.patients, system=system, labs=cohort.labs)
+    if cohort.grades_crs:
+        table = crs.crs_table(cohort.daily, cohort.patients, system=system, labs=cohort.labs,
+                              options=crs.cohort_options(cohort.settings))
         out = p.merge(table[["patient_id", "max_grade", "onset_day", "duration_days"]], on="patient_id", how="left")
         out = out.rename(columns={"max_grade": "crs_grade", "onset_day": "crs_onset_day",
                                   "duration_days": "crs_duration_days"})
@@ -119,10 +120,10 @@ def severe_crs_onset(cohort: Cohort) -> pd.DataFrame:
     Columns: patient_id, severe_crs_onset_day.
     """
     p = cohort.patients[["patient_id"]].copy()
-    if not cohort.has("daily"):
+    if not cohort.grades_crs:
         return p.assign(severe_crs_onset_day=np.nan)
     s = cohort.settings
-    graded = crs.grade_daily(cohort.daily, system=s.crs_system, labs=cohort.labs)
+    graded = crs.grade_daily(cohort.daily, system=s.crs_system, labs=cohort.labs, options=crs.cohort_options(s))
     severe = graded[graded["grade"] >= s.severe_crs_grade]
     first = severe.groupby("patient_id")["day"].min().rename("severe_crs_onset_day")
     summary = crs.summarise_patients(graded, cohort.patients).set_index("patient_id")

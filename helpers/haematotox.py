@@ -1,19 +1,22 @@
 """Early haematotoxicity after CAR-T: early ICAHT grade (days 0-30) and the CAR-HEMATOTOX baseline score.
 
-Early ICAHT, EHA/EBMT consensus (Rejeski K et al., Blood 2023;142:865-877), graded from the days with
-ANC <= 0.5 and <= 0.1 x 10^9/L in days 0-30 (thresholds and counts: `IcahtOptions`; verify against the
-paper's grading table):
+Early ICAHT, EHA/EBMT consensus grading table (Rejeski K et al., Blood 2023;142:865-877), from the days with
+ANC <= 0.5 and <= 0.1 x 10^9/L in days 0-30 (thresholds and counts: `IcahtOptions`):
 
-    ANC <= 0.5: 1-6 days grade 1; 7-13 days grade 2; 14-30 days grade 3; > 30 days (the whole window) grade 4
-    ANC <= 0.1: >= 7 days grade 3; >= 14 days grade 4; the higher of the two rows is the grade.
+    ANC <= 500/uL: 1-6 days grade 1; 7-13 days grade 2; 14-30 days grade 3; > 30 days (the whole window) grade 4
+    ANC <= 100/uL: >= 7 days grade 3; >= 14 days grade 4; the higher of the two rows is the grade.
 
-Days are cumulative (not necessarily consecutive); a recovery above the threshold lasting fewer than
-3 days (a non-stable recovery) counts to the neutropenic total, as in the consensus; the count stops at
-death or last contact and at allo-HSCT (a subsequent therapy). Gaps between measurements: an unmeasured
-day takes the state of the measurements on both sides when they agree (both at/below or both above the
-threshold); otherwise, and before the first or after the last measurement, the day is undetermined. The
-grade is computed with every undetermined day read as neutropenic and as not neutropenic; when the two
-grades differ the patient is "too sparse to grade" (both bounds are kept).
+From the consensus: days are cumulative below the threshold (not necessarily consecutive); a recovery above
+it lasting fewer than 3 days (non-stable) counts to the total; the count is censored at disease progression,
+a subsequent line of therapy, or death. Here the count runs through the day of death or last contact
+(`os_days`) and of a documented relapse or progression (`pfs_days` with `pfs_event` 1; absent columns: not
+censored), and up to the day before allo-HSCT (`hsct_day`, the subsequent therapy the contract records).
+
+The book's choice, not the consensus's (which grades daily counts): an unmeasured day takes the state of the
+measurements on both sides when they agree (both at/below or both above the threshold); otherwise, and before
+the first or after the last measurement, the day is undetermined. The grade is computed with every
+undetermined day read as neutropenic and as not neutropenic; when the two grades differ the patient is "too
+sparse to grade" (both bounds are kept).
 
 CAR-HEMATOTOX (Rejeski K et al., Blood 2021;138:2499-2513), baseline before lymphodepletion: platelets
 < 75 x 10^9/L 2 points, 75-175 1, > 175 0; ANC < 1.2 x 10^9/L 1; haemoglobin < 90 g/L (9.0 g/dL) 1;
@@ -83,12 +86,17 @@ def _counts(state: np.ndarray, fill: float, o: IcahtOptions) -> int:
 
 
 def _window_end(patients: pd.DataFrame, o: IcahtOptions) -> pd.Series:
-    """Last day counted per patient: day 30, death or last contact, or the day before allo-HSCT."""
-    end = pd.Series(float(o.last_day), index=patients["patient_id"])
-    if "os_days" in patients.columns:
-        end = np.minimum(end, patients.set_index("patient_id")["os_days"].astype(float).fillna(np.inf))
-    if "hsct_day" in patients.columns:
-        end = np.minimum(end, patients.set_index("patient_id")["hsct_day"].astype(float).fillna(np.inf) - 1)
+    """Last day counted per patient: day 30, death or last contact, a documented relapse or progression
+    (a PFS event: pfs_event 1 on pfs_days), or the day before allo-HSCT."""
+    p = patients.set_index("patient_id")
+    end = pd.Series(float(o.last_day), index=p.index)
+    if "os_days" in p.columns:
+        end = np.minimum(end, p["os_days"].astype(float).fillna(np.inf))
+    if {"pfs_days", "pfs_event"} <= set(p.columns):
+        failed = p["pfs_event"].astype("Int64").eq(1).fillna(False).to_numpy(dtype=bool)
+        end = np.minimum(end, p["pfs_days"].astype(float).where(failed, np.inf).fillna(np.inf))
+    if "hsct_day" in p.columns:
+        end = np.minimum(end, p["hsct_day"].astype(float).fillna(np.inf) - 1)
     return end
 
 

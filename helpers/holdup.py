@@ -103,7 +103,8 @@ def cox_corrected_pvalues(d: pd.DataFrame, end: str) -> pd.DataFrame:
 
 def crs_counts_by_scale(cohort: Cohort) -> pd.DataFrame:
     """Any and severe CRS per scale, graded from the daily record: system, any_crs, severe_crs, n."""
-    grades = crs.agreement_table(cohort.daily, cohort.patients, labs=cohort.labs)
+    grades = crs.agreement_table(cohort.daily, cohort.patients, labs=cohort.labs,
+                                 options=crs.cohort_options(cohort.settings))
     severe = cohort.settings.severe_crs_grade
     rows = [{"system": s, "any_crs": int((grades[s] >= 1).sum()), "severe_crs": int((grades[s] >= severe).sum()),
              "n": int(grades[s].notna().sum())} for s in crs.SYSTEMS]
@@ -146,8 +147,8 @@ def scale_verdicts(counts: pd.DataFrame) -> pd.DataFrame:
 
 
 def _corrected_f8(cohort: Cohort) -> tuple[str, bool | None]:
-    if not cohort.has("daily"):
-        return "no daily record to grade under other scales", None
+    if not cohort.grades_crs:
+        return "no daily record with temperatures to grade under other scales", None
     v = scale_verdicts(crs_counts_by_scale(cohort))
     held = [labels.scale(s) for s in v.loc[v["reproduced"], "system"]]
     text = "; ".join(f"{labels.scale(r.system)}: {published.crs_count_text(r.any_crs, r.severe_crs, r.n)}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from helpers import display, fmt, fragility, holdup, labels, published
+from helpers import crs, display, fmt, fragility, holdup, labels, published
 from helpers.paths import resolve
 from helpers.sections import Shown, Skipped, needs
 
@@ -62,7 +62,8 @@ def summary_sentence(a: pd.DataFrame) -> str:
         judged = a[a[col].notna()]
         held = judged[judged[col].astype(bool)]
         failed = judged.loc[~judged[col].astype(bool), "fact"]
-        text = f"{len(held)} of the {len(judged)} facts testable {how} hold on this cohort"
+        text = (f"{len(held)} of the {len(judged)} facts testable {how} hold on this cohort" if len(judged) else
+                f"no fact is testable {how} on this cohort")
         parts.append(text + (f" ({fmt.join_words(failed)} do not)" if len(failed) > 1 else
                              f" ({failed.iat[0]} does not)" if len(failed) == 1 else ""))
     return "; ".join(parts) + "."
@@ -86,7 +87,7 @@ def verdicts(page) -> Shown:
     return Shown(summary_sentence(a), table, _links(a["fact"]), page.download(a, "holdup_verdicts"), data=a)
 
 
-@needs(tables=("daily",), what="CRS counts under every grading scale")
+@needs(tables=("daily",), columns={"daily": crs.GRADING_NEEDS}, what="CRS counts under every grading scale")
 def crs_scales(page) -> Shown:
     """Any and severe CRS under each scale (graded from the daily record), against the published counts."""
     v = holdup.scale_verdicts(holdup.crs_counts_by_scale(page.data))

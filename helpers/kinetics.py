@@ -501,9 +501,9 @@ def associations(params: pd.DataFrame, covariates: pd.DataFrame, outcomes: list[
     """Spearman rho (Fisher-z CI, `spearman_ci`) of each NCA outcome with each covariate, one row per pair.
 
     `params` (from `nca`) and `covariates` (e.g. derive.patient_table) are joined on patient_id; pairs with a
-    missing value are dropped per row (n says how many remain). A term absent from `covariates` gives a row
-    of NaN with message 'not in this cohort' rather than silently vanishing. Columns: outcome, term,
-    estimate, ci_low, ci_high, p_value, n, method, message. Booleans/Int64 are read as numbers (ranks).
+    missing value are dropped per row (n says how many remain). A term absent from `covariates` (or without any
+    value) gives a row of NaN with message 'not in this cohort' rather than silently vanishing. Columns: outcome,
+    term, estimate, ci_low, ci_high, p_value, n, method, message. Booleans/Int64 are read as numbers (ranks).
     """
     missing = [c for c in ["patient_id", *outcomes] if c not in params.columns]
     if missing or "patient_id" not in covariates.columns:
@@ -513,7 +513,7 @@ def associations(params: pd.DataFrame, covariates: pd.DataFrame, outcomes: list[
     rows = []
     for outcome in outcomes:
         for term in terms:
-            if term not in df.columns:
+            if term not in df.columns or df[term].isna().all():
                 res = {**spearman_ci([], [], conf), "message": "not in this cohort"}
             else:
                 y = pd.to_numeric(df[term].astype("Float64"), errors="raise").to_numpy(dtype=float, na_value=np.nan)

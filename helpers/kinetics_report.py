@@ -492,7 +492,8 @@ def conclusions(page) -> Shown:
     """How wide the correlation intervals are at this size and how many nominal p < 0.05 chance alone gives."""
     f = _facts(page)
     if not f["kin_n_assoc"]:
-        return Shown("No correlation could be estimated in this cohort (fewer than four patients with both values).",
+        return Shown("No correlation could be estimated in this cohort (a variable is absent, or fewer than four "
+                     "patients have both values).",
                      data=pd.DataFrame([f]))
     text = (f"With {fmt.plural(f['kin_n_patients'], 'patient')} the 95% intervals of the correlations span between "
             f"{fmt.number(f['kin_ci_width_min'], 2)} and {fmt.number(f['kin_ci_width_max'], 2)} on the correlation "

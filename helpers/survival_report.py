@@ -1007,8 +1007,8 @@ def model_words(model: str) -> str:
     head, _, missing = model.partition(" without ")
     if not missing:
         return head
-    return f"{head}, without " + fmt.join_words(labels.label(c).split(",")[0].lower() for c in missing.split(", ")) \
-        + " (absent or constant in this cohort)"
+    names = (labels._lower(labels.label(c).split(",")[0]) for c in missing.split(", "))
+    return f"{head}, without " + fmt.join_words(names) + " (absent or constant in this cohort)"
 
 
 def forest(tidy: pd.DataFrame):
@@ -1112,14 +1112,18 @@ def expansion_text(tidy: pd.DataFrame) -> str:
     """The plain statement on adjusting for a downstream variable, with this cohort's estimates."""
     n = int(tidy["n_not_observed"].iloc[0])
     out = []
+    published = list(EXPANSION_MODELS)[-1]
     for e, rows in tidy[tidy["patients"] == "all patients"].groupby("endpoint", sort=False):
         r = rows.set_index("model")
-        out.append(f"**{NAMES[e]}**: peak expansion alone {hr_words(r.iloc[0])}; adjusted for severe CRS as "
-                   f"published {hr_words(r.iloc[-1])}.")
-    out.append("Severe CRS lies downstream of expansion: expansion drives cytokine release. Adjusting for it removes "
-               "the part of the effect that runs through CRS and can open a biased path between expansion and "
-               "survival, so the adjusted hazard ratio is not the effect of expansion; the unadjusted (or "
-               "baseline-adjusted) one is the answer to \"do patients with higher expansion live longer?\".")
+        adjusted = (f"adjusted for severe CRS as published {hr_words(r.loc[published])}" if published in r.index else
+                    "the published model, adjusted for severe CRS and the effector-memory share, is not fitted: "
+                    "one of them is absent or does not vary in this cohort")
+        out.append(f"**{NAMES[e]}**: peak expansion alone {hr_words(r.iloc[0])}; {adjusted}.")
+    if published in set(tidy["model"]):
+        out.append("Severe CRS lies downstream of expansion: expansion drives cytokine release. Adjusting for it "
+                   "removes the part of the effect that runs through CRS and can open a biased path between expansion "
+                   "and survival, so the adjusted hazard ratio is not the effect of expansion; the unadjusted (or "
+                   "baseline-adjusted) one is the answer to \"do patients with higher expansion live longer?\".")
     out.append(f"{fmt.plural(n, 'patient')} reached {'his or her' if n == 1 else 'their'} highest value at the last "
                "sample before dying inside the expansion window (\"peak not observed\": expansion was cut short, "
                "not seen to its maximum); the rows \"peak observed\" leave them out." if n else

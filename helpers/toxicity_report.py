@@ -27,7 +27,8 @@ def p_text(p: float) -> str:
 # ----------------------------------------------------------------------------- shared results
 def _crs_summary(page: Page) -> pd.DataFrame:
     """Per-patient CRS course under the cohort's primary scale (the same grading as the CRS chapter)."""
-    graded = crs.grade_daily(page.data.daily, page.settings.crs_system, page.data.labs)
+    graded = crs.grade_daily(page.data.daily, page.settings.crs_system, page.data.labs,
+                             crs.cohort_options(page.settings))
     return crs.summarise_patients(graded, page.data.patients)
 
 
@@ -243,6 +244,13 @@ def causes_of_death(page: Page) -> Shown | Skipped:
                         notes=[f"Patients, N = {len(page.data.patients)}. Day of death: median (range); "
                                "deaths as n (% of deaths)."])
     nrm = deaths.nrm_counts(page.data.patients)
+    if not (page.data.has_columns("death_cause") or page.data.has_columns("pfs_days", "pfs_event")):
+        by_day = "; ".join(f"by day {fmt.number(r.day, 0)}, {fmt.integer(r.nrm_deaths + r.other_deaths)}"
+                           for r in nrm.itertuples(index=False))
+        note = ("This cohort records neither the cause of death (`death_cause`) nor relapse or progression "
+                "(`pfs_days`, `pfs_event`), so non-relapse mortality is not reported. Deaths from any cause: "
+                f"{by_day}.")
+        return Shown(tbl, note, page.download(t, "causes_of_death"), data=t)
     sentences = [f"By day {fmt.number(r.day, 0)}, {fmt.plural(r.nrm_deaths, 'patient')} had died without "
                  f"relapse and {fmt.integer(r.other_deaths)} of or after relapse; {fmt.integer(r.followed_past)} "
                  f"were followed beyond it and {fmt.integer(r.censored_before)} were last seen alive before it."

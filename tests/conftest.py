@@ -36,6 +36,24 @@ def make_second_cohort(folder: Path) -> Path:
     return folder
 
 
+def make_required_only_cohort(folder: Path) -> Path:
+    """The shipped cohort with every table file kept but only the contract's REQUIRED columns in each
+    (cohort.yml kept): the book must validate and build on it, saying what it skipped (issue 13)."""
+    import pandas as pd
+
+    from helpers import contract
+
+    folder.mkdir(parents=True)
+    for table in contract.TABLES.values():
+        source = SHIPPED_COHORT / table.filename
+        if source.is_file():
+            keep = [c.name for c in table.columns if c.required]
+            frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+            frame[keep].to_csv(folder / table.filename, index=False, lineterminator="\n")
+    (folder / "cohort.yml").write_bytes((SHIPPED_COHORT / "cohort.yml").read_bytes())
+    return folder
+
+
 @pytest.fixture(scope="session")
 def second_cohort(tmp_path_factory) -> Path:
     return make_second_cohort(tmp_path_factory.mktemp("second") / "cohort")
@@ -88,6 +106,17 @@ def _build(cohort: Path, out: Path) -> Path:
 def shipped_site(tmp_path_factory) -> Path:
     """The site built on the shipped cohort (once per session)."""
     return _build(SHIPPED_COHORT, tmp_path_factory.mktemp("shipped-site") / "html")
+
+
+@pytest.fixture(scope="session")
+def required_only_cohort(tmp_path_factory) -> Path:
+    return make_required_only_cohort(tmp_path_factory.mktemp("required") / "cohort")
+
+
+@pytest.fixture(scope="session")
+def required_only_site(tmp_path_factory, required_only_cohort) -> Path:
+    """The site built on the shipped cohort stripped to its required columns (once per session)."""
+    return _build(required_only_cohort, tmp_path_factory.mktemp("required-site") / "html")
 
 
 @pytest.fixture(scope="session")

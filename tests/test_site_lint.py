@@ -68,7 +68,7 @@ def test_the_rules_on_hand_made_tables(html, found):
 
 
 @pytest.mark.site
-@pytest.mark.parametrize("site", ["shipped_site", "second_site"])
+@pytest.mark.parametrize("site", ["shipped_site", "second_site", "required_only_site"])
 def test_no_table_on_any_page_shows_code_output(site, request):
     root = request.getfixturevalue(site)
     problems = {p.relative_to(root).as_posix(): table_problems(p.read_text(encoding="utf-8"))
