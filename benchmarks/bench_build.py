@@ -9,7 +9,8 @@ notebooks, `_build/.cache` and `_build/html` are never touched). Scenarios:
    same notebooks itself (`execute_notebooks: force`, `jupyter-book build --all -W -n --keep-going`
    on a staged copy), alternating the two, `--runs` times each; medians of wall and CPU time;
 2. nothing changed: the same build again (nothing executed; rendering skipped);
-3. one chapter edited: a markdown cell of one chapter changed; only it re-executes;
+3. one chapter edited: a markdown cell of one chapter changed (nothing re-executes: the cache is keyed on
+   code cells), then a code cell of it (only it re-executes);
 4. 5,000 patients: a cold build on `python -m helpers simulate --n 5000 --seed 1`, with the peak
    resident memory of the whole process tree (build, workers, kernels, Jupyter Book).
 
@@ -184,6 +185,16 @@ def edit_markdown(nb_path: Path) -> None:
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def edit_code(nb_path: Path) -> None:
+    """Put a statement before the last code cell's own (a code edit: the notebook must re-execute; the cell
+    still shows what it showed)."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    cell = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+    text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    cell["source"] = "_edited = 'by the benchmark'\n" + text
+    nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def machine() -> str:
     """CPU model, core count, Python and OS, for the results' header."""
     model = "unknown CPU"
@@ -227,12 +238,14 @@ def table(cold: list[Run], jb: list[Run], rest: list[Run]) -> list[str]:
     return rows
 
 
-def targets(cold: Run, jb: Run, same: Run, edit: Run, big: Run) -> list[tuple[str, bool, str]]:
+def targets(cold: Run, jb: Run, same: Run, prose: Run, edit: Run, big: Run) -> list[tuple[str, bool, str]]:
     """The targets of issue 15 (for 2 cores): (target, met, measured)."""
     return [
         ("cold build <= 20 s", cold.wall <= 20, f"{cold.wall:.1f} s"),
         ("cold build <= 0.6x Jupyter Book's executor", cold.wall <= 0.6 * jb.wall, f"{cold.wall / jb.wall:.2f}x"),
-        ("one chapter edited <= 8 s, only it executed", edit.wall <= 8 and list(edit.executed) == [EDITED],
+        ("one chapter's prose edited <= 8 s, nothing executed", prose.wall <= 8 and not prose.executed,
+         f"{prose.wall:.1f} s, executed {', '.join(prose.executed) or 'none'}"),
+        ("one chapter's code edited <= 8 s, only it executed", edit.wall <= 8 and list(edit.executed) == [EDITED],
          f"{edit.wall:.1f} s, executed {', '.join(edit.executed) or 'none'}"),
         ("nothing changed <= 1 s, nothing executed", same.wall <= 1 and not same.executed,
          f"{same.wall:.1f} s, {len(same.executed)} executed"),
@@ -267,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {i + 1}: pipeline {cold[-1].wall:.1f} s, Jupyter Book {jb[-1].wall:.1f} s", flush=True)
         same = pipeline_build("nothing changed", project, SHIPPED_COHORT, site, args.jobs)
         edit_markdown(project / "notebooks" / EDITED)
-        edit = pipeline_build(f"{EDITED} prose edited", project, SHIPPED_COHORT, site, args.jobs)
+        prose = pipeline_build(f"{EDITED} prose edited", project, SHIPPED_COHORT, site, args.jobs)
+        edit_code(project / "notebooks" / EDITED)
+        edit = pipeline_build(f"{EDITED} code edited", project, SHIPPED_COHORT, site, args.jobs)
         big_cohort = args.big_cohort.resolve() if args.big_cohort else work / "n5000"
         if not args.big_cohort:
             subprocess.run([sys.executable, "-m", "helpers", "simulate", "--n", "5000", "--seed", "1", "--out",
@@ -277,14 +292,16 @@ def main(argv: list[str] | None = None) -> int:
                              memory=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    rows = table(cold, jb, [same, edit, big])
-    met = targets(median_run(list(cold)), median_run(list(jb)), same, edit, big)
+    rows = table(cold, jb, [same, prose, edit, big])
+    met = targets(median_run(list(cold)), median_run(list(jb)), same, prose, edit, big)
     text = "\n".join([f"# Build benchmark: {datetime.date.today().isoformat()}", "",
                       f"Machine: {machine()}. Workers: {args.jobs}. Command: `python benchmarks/bench_build.py "
-                      f"--runs {args.runs}` (alternating cold pipeline and Jupyter Book builds). Load average "
+                      f"{' '.join(argv if argv is not None else sys.argv[1:])}` (alternating cold pipeline and "
+                      "Jupyter Book builds). Load average "
                       f"before the run: {load[0]:.1f} (1 min), {load[2]:.1f} (15 min): above 0.5 the timings are "
                       "not those of a quiet machine. Peak memory: the summed proportional set size (PSS, pages "
-                      "shared between processes counted once) of the build's whole process tree.", "", *rows, "",
+                      "shared between processes counted once) of the build's whole process tree. Where the "
+                      "time goes: [profile.md](profile.md).", "", *rows, "",
                       "| target (2 cores) | met | measured |", "|---|---|---|",
                       *[f"| {t} | {'yes' if ok else 'NO'} | {m} |" for t, ok, m in met]]) + "\n"
     print("\n" + text)

@@ -119,6 +119,28 @@ def _digest(paths: list[Path], root: Path = PROJECT_ROOT) -> str:
     return h.hexdigest()
 
 
+def code_digest(nb: Path, root: Path = PROJECT_ROOT) -> str:
+    """Hash of what executing a notebook depends on: its path, kernel and code cells (source and tags).
+
+    Markdown is not executed, so a prose edit keeps the cached outputs (as jupyter-cache keys notebooks);
+    the site takes the current prose from the source notebook (`with_current_prose`)."""
+    data = json.loads(nb.read_text(encoding="utf-8"))
+    kernel = (data.get("metadata", {}).get("kernelspec") or {}).get("name", "")
+    cells = [["".join(c["source"]) if isinstance(c["source"], list) else c["source"],
+              sorted(c.get("metadata", {}).get("tags", []))] for c in data["cells"] if c["cell_type"] == "code"]
+    return hashlib.sha256(json.dumps([_rel(nb, root), kernel, cells]).encode()).hexdigest()
+
+
+def with_current_prose(executed: Path, source: Path, dest: Path) -> None:
+    """Write to `dest` the source notebook's cells, each code cell as executed (outputs, shown parameters):
+    code cells pair up in order, as they are the same cells whenever the cache key matched."""
+    ran = json.loads(executed.read_text(encoding="utf-8"))
+    src = json.loads(source.read_text(encoding="utf-8"))
+    done = iter(c for c in ran["cells"] if c["cell_type"] == "code")
+    ran["cells"] = [next(done) if c["cell_type"] == "code" else c for c in src["cells"]]
+    dest.write_text(json.dumps(ran, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def cohort_files(cohort: Path) -> list[Path]:
     """The files that make up a cohort (a workbook, or the folder's CSV and YAML files)."""
     if cohort.is_file():
@@ -156,12 +178,12 @@ def cell_timeout(root: Path = PROJECT_ROOT) -> int:
 
 
 def plan_jobs(cohort: Path, notebooks: list[Path], cache: Path = CACHE_DIR, root: Path = PROJECT_ROOT) -> list[Job]:
-    """One job per notebook, its cache key over notebook, cohort, helpers, requirements and parameters."""
+    """One job per notebook, its cache key over the notebook's code, cohort, helpers, requirements and parameters."""
     base = cohort_hash(cohort) + environment_hash(root)
     jobs = []
     for nb in notebooks:
         params = cohort_parameters(cohort)
-        key = hashlib.sha256((base + _digest([nb], root) + json.dumps(params, sort_keys=True)).encode()).hexdigest()[:20]
+        key = hashlib.sha256((base + code_digest(nb, root) + json.dumps(params, sort_keys=True)).encode()).hexdigest()[:20]
         entry = cache / f"{nb.stem}-{key}"
         params["tables_dir"] = str(entry / "tables")
         jobs.append(Job(nb, entry / nb.name, params, key))
@@ -405,7 +427,7 @@ def stage_sources(staging: Path, jobs: list[Job], cohort_name: str, simulated: b
     tables.mkdir()
     for job in jobs:
         dest = staging / job.source.relative_to(root)
-        shutil.copy2(job.output, dest)
+        with_current_prose(job.output, job.source, dest)
         fold_code(dest)
         if (job.output.parent / "tables").exists():
             shutil.copytree(job.output.parent / "tables", tables, dirs_exist_ok=True)
@@ -456,10 +478,8 @@ sys.modules.setdefault("rfc3987_syntax", None)  # as in helpers/__init__.py: 2 s
 import pybtex.plugin as P  # sphinxcontrib-bibtex looks its styles up per citation, each a scan of every
 if hasattr(P, "_load_entry_point"):  # installed package's entry points (0.7 s a build): look up once
     P._load_entry_point = functools.lru_cache(maxsize=None)(P._load_entry_point)
-if sys.argv[1] == "--reuse":  # write every page, re-read only the changed ones
-    import jupyter_book.sphinx as S
-    S.build_sphinx = functools.partial(S.build_sphinx, force_all=True)
-    del sys.argv[1]
+if sys.argv[1] == "--reuse":  # a kept folder: Sphinx re-reads the changed pages (book/_ext/write_changed.py
+    del sys.argv[1]            # decides whether the others are written again)
 from jupyter_book.cli.main import main
 sys.argv = ["jupyter-book", *sys.argv[1:]]
 main()
@@ -495,8 +515,9 @@ def render(staging: Path, log=print, work: Path | None = None) -> Path:
     """Run Jupyter Book 1.x strictly (warnings are errors); return the HTML folder.
 
     With `work` (a folder kept between builds of one site), the sources are synced into it and
-    Sphinx re-reads only the pages that changed but writes, and so checks the references of, every
-    page; any failure discards `work` so the next build starts fresh. Without it, a fresh full build.
+    Sphinx re-reads and writes only the pages that changed, or writes (and so checks the references of)
+    every page when a changed page's title, sections or labels changed (book/_ext/write_changed.py);
+    any failure discards `work` so the next build starts fresh. Without it, a fresh full build.
     """
     if work is None:
         src, output = staging, staging / "_out"
@@ -699,18 +720,18 @@ def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "ht
 def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: str, stage: Path, cache: Path,
                          root: Path, workers: int, timeout: int, log) -> None:
     """The steps of a build that write: kernels warm up during validation, then execute, render, publish."""
-    from helpers.cohort import CohortError, remember, validate
+    from helpers.cohort import CohortError, remember, validated
 
     todo = [j for j in jobs if entry_problem(j) is not None]
     pool = open_pool(todo, workers, stage, cache, root, timeout) if todo else None
     try:
         log(f"[1/4] validating {cohort_path.name}")
-        report, data = validate(cohort_path)
+        report, data = validated(cohort_path)
         for w in report.warnings:
             log(f"  {w}")
         if data is None:
             raise CohortError(report)
-        remember(cohort_path, data)
+        remember(cohort_path, data, report)
         name, simulated = data.name, data.simulated
         del report, data  # the kernels load the cohort themselves: free this copy (large cohorts)
         gc.collect()

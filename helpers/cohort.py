@@ -757,16 +757,36 @@ def load_cohort(path: str | Path, cache: bool = True) -> Cohort:
     return cohort
 
 
-def remember(path: Path, cohort: Cohort) -> None:
-    """Store a validated cohort in the load cache (the pipeline validates once, then every chapter loads fast)."""
+def remember(path: Path, cohort: Cohort, report: Report | None = None) -> None:
+    """Store a validated cohort (and its report) in the load cache: the pipeline validates once, then every
+    chapter loads fast, and a later build of the same files with the same loader reads the report back."""
     from helpers.paths import cache_dir
 
-    entry = cache_dir() / "cohorts" / f"{_content_key(path)}.pkl"
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(cohort, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, entry)  # atomic: parallel notebooks never read half a file
+    key = _content_key(path)
+    for obj, entry in ((cohort, cache_dir() / "cohorts" / f"{key}.pkl"),
+                       (report, cache_dir() / "cohorts" / f"{key}.report.pkl")):
+        if obj is None or entry.exists():
+            continue
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, entry)  # atomic: parallel notebooks never read half a file
+
+
+def validated(path: Path) -> tuple[Report, Cohort | None]:
+    """validate(path), or the stored report and cohort of an earlier validation of the same files by the same
+    loader code (`remember`): a rebuild after a prose edit does not validate again."""
+    from helpers.paths import cache_dir
+
+    key = _content_key(path)
+    try:
+        with open(cache_dir() / "cohorts" / f"{key}.report.pkl", "rb") as f:
+            report = pickle.load(f)
+        with open(cache_dir() / "cohorts" / f"{key}.pkl", "rb") as f:
+            return report, pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError):
+        return validate(path)
 
 
 def _content_key(path: Path) -> str:

@@ -251,7 +251,7 @@ def crs_driver(code: str) -> str:
         elif kind == "organ":
             code_, _, grade = rest.partition("_ctcae")
             plus = "\u2265" if grade.endswith("+") else ""
-            parts.append(f"{_lower(analyte(code_, unit=False))} CTCAE grade {plus}{grade.rstrip('+')}")
+            parts.append(f"{in_sentence(analyte(code_, unit=False))} CTCAE grade {plus}{grade.rstrip('+')}")
         else:
             parts.append(words(part).lower())
     return join_words(parts)
@@ -266,14 +266,14 @@ def marker(key: str) -> str:
     if key.endswith("_ctcae_ge3"):
         return f"{analyte(key[:-len('_ctcae_ge3')], unit=False)}, CTCAE v5.0 grade \u22653"
     if kind in ("max", "min") and base in contract.ANALYTES:
-        name = _lower(analyte(base, unit=False))
+        name = in_sentence(analyte(base, unit=False))
         unit = analyte(base).rpartition(", ")[2] if ", " in analyte(base) else ""
         word = ("Longest" if unit == "s" else "Highest") if kind == "max" else ("Shortest" if unit == "s" else "Lowest")
         return f"{word} {name}" + (f", {unit}" if unit else "")
     return label(key)
 
 
-def _lower(name: str) -> str:
+def in_sentence(name: str) -> str:
     """A clinical name inside a sentence: 'Platelets' -> 'platelets', acronyms ('IL-6', 'aPTT') kept."""
     return name if name[1:2].isupper() or not name[1:2].isalpha() else name[:1].lower() + name[1:]
 

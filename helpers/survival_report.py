@@ -1007,7 +1007,7 @@ def model_words(model: str) -> str:
     head, _, missing = model.partition(" without ")
     if not missing:
         return head
-    names = (labels._lower(labels.label(c).split(",")[0]) for c in missing.split(", "))
+    names = (labels.in_sentence(labels.label(c).split(",")[0]) for c in missing.split(", "))
     return f"{head}, without " + fmt.join_words(names) + " (absent or constant in this cohort)"
 
 

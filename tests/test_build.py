@@ -153,3 +153,91 @@ def test_parameters_cell_shows_the_values_the_page_was_executed_with():
     injected = 'cohort = "/srv/centre/exports/my_cohort"\ntables_dir = "/var/cache/x/tables"\nlandmark_day = 35\n'
     assert shown_parameters(defaults, injected) == (
         'cohort = "my_cohort"  # cohort folder\ntables_dir = "_build/tables"  # CSVs\nlandmark_day = 35  # day\n')
+
+
+def _nb(cells: list[tuple[str, str, list[str]]]) -> dict:
+    """A notebook of (cell type, source, tags) cells."""
+    out = []
+    for i, (kind, src, tags) in enumerate(cells):
+        cell = {"cell_type": kind, "id": f"c{i}", "metadata": {"tags": tags}, "source": src}
+        if kind == "code":
+            cell.update(outputs=[], execution_count=None)
+        out.append(cell)
+    return {"cells": out, "metadata": {"kernelspec": {"name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_cache_key_follows_code_not_prose(tmp_path):
+    """Markdown is never executed: editing it keeps the cached outputs; a code edit or a tag change does not."""
+    path = tmp_path / "notebooks" / "x.ipynb"
+    path.parent.mkdir()
+
+    def digest(cells) -> str:
+        path.write_text(json.dumps(_nb(cells)), encoding="utf-8")
+        return build.code_digest(path, tmp_path)
+
+    base = [("markdown", "# Title", []), ("code", "a = 1", ["parameters"]), ("code", "a + 1", [])]
+    key = digest(base)
+    assert digest([("markdown", "# New title\n\nMore prose.", []), *base[1:], ("markdown", "End.", [])]) == key
+    assert digest([base[0], base[1], ("code", "a + 2", [])]) != key
+    assert digest([base[0], ("code", "a = 1", []), base[2]]) != key  # the parameters tag steers papermill
+
+
+def test_site_takes_the_current_prose_and_the_cached_outputs(tmp_path):
+    executed, source, dest = tmp_path / "run.ipynb", tmp_path / "src.ipynb", tmp_path / "page.ipynb"
+    ran = _nb([("markdown", "Old prose.", []), ("code", 'a = "shown"', ["parameters"]), ("code", "a", [])])
+    ran["cells"][2]["outputs"] = [{"output_type": "execute_result", "data": {"text/plain": "2"}, "metadata": {},
+                                   "execution_count": 1}]
+    executed.write_text(json.dumps(ran), encoding="utf-8")
+    source.write_text(json.dumps(_nb([("markdown", "New prose.", []), ("code", "a = 1", ["parameters"]),
+                                      ("markdown", "An added paragraph.", []), ("code", "a", [])])), encoding="utf-8")
+    build.with_current_prose(executed, source, dest)
+    cells = json.loads(dest.read_text(encoding="utf-8"))["cells"]
+    assert [c["source"] for c in cells] == ["New prose.", 'a = "shown"', "An added paragraph.", "a"]
+    assert cells[3]["outputs"][0]["data"]["text/plain"] == "2"
+
+
+def test_a_rebuild_reads_the_stored_validation_report(tmp_path, monkeypatch):
+    """The same files validated by the same loader are not validated again: the stored report is read back."""
+    from helpers import cohort as C
+
+    monkeypatch.setenv("HELPERS_CACHE_DIR", str(tmp_path / "cache"))
+    report, data = C.validated(SHIPPED_COHORT)
+    C.remember(SHIPPED_COHORT, data, report)
+    monkeypatch.setattr(C, "validate", lambda path: pytest.fail("validated again"))
+    again, loaded = C.validated(SHIPPED_COHORT)
+    assert [str(w) for w in again.warnings] == [str(w) for w in report.warnings] and again.ok
+    assert loaded.patients.equals(data.patients)
+
+
+def test_a_prose_edit_rewrites_only_its_page_and_a_new_title_every_page(tmp_path):
+    """book/_ext/write_changed.py: a changed page alone is written while what other pages show of it (title,
+    sections, labels) is unchanged; a new title is written into the navigation of every page."""
+    from test_faults import tiny_book
+
+    root = tiny_book(tmp_path / "book", {"a": ["1"], "b": ["2"]})
+    (root / "book" / "_ext").mkdir()
+    shutil.copy(build.PROJECT_ROOT / "book" / "_ext" / "write_changed.py", root / "book" / "_ext")
+    with open(root / "_config.yml", "a", encoding="utf-8") as f:
+        f.write("sphinx:\n  local_extensions:\n    write_changed: book/_ext\n")
+
+    def markdown(text: str) -> None:
+        path = root / "notebooks" / "a.ipynb"
+        nb = json.loads(path.read_text())
+        nb["cells"][-1]["source"] = text
+        path.write_text(json.dumps(nb))
+
+    def pages() -> dict[str, str]:
+        html = next((root / "_build" / ".cache" / "render").iterdir()) / "out" / "_build" / "html"
+        return {p: (html / p).read_text(encoding="utf-8") for p in ("notebooks/a.html", "notebooks/b.html")}
+
+    markdown("# Page A\n\nFirst text.")
+    build.build(out=tmp_path / "site", root=root, log=lambda *_: None)
+    first = pages()
+    markdown("# Page A\n\nSecond text.")
+    build.build(out=tmp_path / "site", root=root, log=lambda *_: None)
+    second = pages()
+    assert "Second text." in second["notebooks/a.html"] and second["notebooks/b.html"] == first["notebooks/b.html"]
+    assert "Second text." in (tmp_path / "site" / "notebooks" / "a.html").read_text(encoding="utf-8")
+    markdown("# Page A renamed\n\nSecond text.")
+    build.build(out=tmp_path / "site", root=root, log=lambda *_: None)
+    assert "Page A renamed" in pages()["notebooks/b.html"]
