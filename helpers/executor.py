@@ -164,8 +164,12 @@ class Kernel:
         history = ["--HistoryManager.hist_file=:memory:"]
         self.loop.run_until_complete(self.km.start_kernel(cwd=cwd, extra_arguments=history))
         self.fresh = True
-        self.silent(preload, wait_ready=True)
-        self.silent(SNAPSHOT)
+        try:
+            self.silent(preload, wait_ready=True)
+            self.silent(SNAPSHOT)
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def pid(self) -> int:
@@ -312,6 +316,21 @@ def execute(kernel: Kernel, task: Task, timeout: int) -> Outcome:
     return Outcome(task.name, time.perf_counter() - start, error)
 
 
+KERNEL_START_ATTEMPTS = 3  # jupyter_client picks free ports, then the kernel binds them: meanwhile the
+# kernel another worker is starting may take one ("Address already in use"), so a failed start is retried
+
+
+def start_kernel(kernel_dir: str, root: str, preload: str) -> Kernel:
+    """A warm kernel, its start retried with new ports up to KERNEL_START_ATTEMPTS times."""
+    for attempt in range(KERNEL_START_ATTEMPTS):
+        try:
+            return Kernel(Path(kernel_dir) / f"kernel-{os.getpid()}-{time.monotonic_ns()}.json", root, preload)
+        except Exception:
+            if attempt == KERNEL_START_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def worker_main(conn, parent_pid: int, timeout: int, preload: str, log_path: str, kernel_dir: str,
                 root: str) -> None:
     """A worker: start a kernel at once, then execute the tasks it is sent until it receives None."""
@@ -329,7 +348,7 @@ def worker_main(conn, parent_pid: int, timeout: int, preload: str, log_path: str
     while True:
         if kernel is None and failure is None:
             try:
-                kernel = Kernel(Path(kernel_dir) / f"kernel-{os.getpid()}-{time.monotonic_ns()}.json", root, preload)
+                kernel = start_kernel(kernel_dir, root, preload)
                 conn.send(("kernel", kernel.pid))
             except Exception as exc:  # no kernel: each task is answered with the reason
                 failure = f"the kernel did not start ({type(exc).__name__}: {str(exc).strip()[:200]})"

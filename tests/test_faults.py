@@ -309,3 +309,25 @@ def test_a_reused_kernel_gives_the_outputs_of_a_fresh_one(tmp_path):
     cells = json.loads(alone[0].output.read_text())["cells"]
     assert cells[1]["outputs"][0]["text"] == ["False notebooks 1.5\n"]
     assert "UserWarning" in "".join(cells[2]["outputs"][0]["text"]) and cells[1]["execution_count"] == 3
+
+
+def test_a_kernel_that_loses_a_port_is_started_again(monkeypatch):
+    """jupyter_client picks free ports before the kernel binds them: another worker's kernel may take one
+    meanwhile ('Address already in use'); the worker starts its kernel again with new ports."""
+    from helpers import executor
+
+    tries, failing = [], [executor.KERNEL_START_ATTEMPTS - 1]
+
+    class Flaky:
+        def __init__(self, connection_file, cwd, preload):
+            tries.append(connection_file)
+            if len(tries) <= failing[0]:
+                raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(executor, "Kernel", Flaky)
+    assert isinstance(executor.start_kernel("/tmp", "/tmp", ""), Flaky)
+    assert len(tries) == executor.KERNEL_START_ATTEMPTS and len(set(tries)) == len(tries)
+    tries.clear()
+    failing[0] = executor.KERNEL_START_ATTEMPTS  # every attempt fails: the last error is reported
+    with pytest.raises(RuntimeError, match="kernel_info"):
+        executor.start_kernel("/tmp", "/tmp", "")
