@@ -195,6 +195,17 @@ def edit_code(nb_path: Path) -> None:
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def shown_command(argv: list[str]) -> str:
+    """The benchmark's arguments as results.md shows them: a local folder path replaced by what it holds."""
+    shown = list(argv)
+    for i, arg in enumerate(shown):
+        if arg == "--big-cohort" and i + 1 < len(shown):
+            shown[i + 1] = "DIR"
+        elif arg.startswith("--big-cohort="):
+            shown[i] = "--big-cohort=DIR"
+    return " ".join(shown)
+
+
 def machine() -> str:
     """CPU model, core count, Python and OS, for the results' header."""
     model = "unknown CPU"
@@ -296,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     met = targets(median_run(list(cold)), median_run(list(jb)), same, prose, edit, big)
     text = "\n".join([f"# Build benchmark: {datetime.date.today().isoformat()}", "",
                       f"Machine: {machine()}. Workers: {args.jobs}. Command: `python benchmarks/bench_build.py "
-                      f"{' '.join(argv if argv is not None else sys.argv[1:])}` (alternating cold pipeline and "
+                      f"{shown_command(argv if argv is not None else sys.argv[1:])}` (alternating cold pipeline and "
                       "Jupyter Book builds). Load average "
                       f"before the run: {load[0]:.1f} (1 min), {load[2]:.1f} (15 min): above 0.5 the timings are "
                       "not those of a quiet machine. Peak memory: the summed proportional set size (PSS, pages "
