@@ -727,8 +727,8 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
     try:
         log(f"[1/4] validating {cohort_path.name}")
         report, data = validated(cohort_path)
-        for w in report.warnings:
-            log(f"  {w}")
+        for line in report.lines("warning"):  # grouped: a repeated problem is one line with its rows
+            log(f"  {line}")
         if data is None:
             raise CohortError(report)
         remember(cohort_path, data, report)

@@ -88,6 +88,10 @@ class Report:
                 groups[key][2].append(p.value)
         return list(groups.values())
 
+    def lines(self, level: str) -> list[str]:
+        """The grouped lines of one level ('warning'), as `text` shows them: what a build's log prints."""
+        return [_grouped_line(*g) for g in self.grouped() if g[0].level == level]
+
     def text(self) -> str:
         """Human-readable report: errors first, then warnings, then notes, one line per distinct problem."""
         lines = [f"Cohort: {self.source}"]

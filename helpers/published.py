@@ -322,7 +322,7 @@ def guarded(check: Callable[[], tuple[str, bool | None]]) -> tuple[str, bool | N
         return check()
     except FIT_ERRORS as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"not estimable: the model could not be fitted ({reason})", None
+        return f"not estimable: the model could not be fitted ({survival.fit_failure(reason)})", None
 
 
 def check_facts(cohort: Cohort, pt: pd.DataFrame | None = None, counts: str = "exact",

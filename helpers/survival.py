@@ -326,7 +326,7 @@ def _model_data(df: pd.DataFrame, duration: str, event: str, covariates: Sequenc
 
 def cox_table(df: pd.DataFrame, duration: str, event: str, covariates: Sequence[str], *,
               strata: str | Sequence[str] | None = None) -> pd.DataFrame:
-    """Multivariable Cox model (lifelines CoxPHFitter, Efron ties as R coxph) as a tidy table.
+    """Multivariable Cox model (lifelines CoxPHFitter, Efron ties as R coxph; helpers.efron) as a tidy table.
 
     Rows with a missing covariate are dropped (n says how many were used). Wald 95% CIs and
     p-values as R's summary.coxph. Fitting warnings are caught and recorded in `warning`.
@@ -358,13 +358,14 @@ def _fit_key(d: pd.DataFrame, *names) -> str:
 def _fit_cox(d: pd.DataFrame, duration: str, event: str, covariates: Sequence[str],
              strata_cols: list[str]) -> pd.DataFrame:
     """Fit one Cox model on prepared model data (see cox_table)."""
-    from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError
+
+    from helpers.efron import FastCoxPHFitter
 
     events, k = int(d[event].sum()), len(covariates)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cph = CoxPHFitter(alpha=0.05)
+        cph = FastCoxPHFitter(alpha=0.05)
         try:
             cph.fit(d, duration_col=duration, event_col=event, strata=strata_cols or None,
                     fit_options=FIT_OPTIONS)
@@ -491,12 +492,12 @@ def scaled_schoenfeld(df: pd.DataFrame, duration: str, event: str, covariates: S
     lifelines' "scaled_schoenfeld" residuals plus the coefficient. Tidy: time, term, residual, coef.
     A flat trend around `coef` supports proportional hazards; a slope says the log-HR drifts with time.
     """
-    from lifelines import CoxPHFitter
+    from helpers.efron import FastCoxPHFitter
 
     d = _model_data(df, duration, event, covariates)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a failed fit shows in cox_table's flags; residuals still tidy
-        cph = CoxPHFitter().fit(d, duration_col=duration, event_col=event,
+        cph = FastCoxPHFitter().fit(d, duration_col=duration, event_col=event,
                                 fit_options=FIT_OPTIONS)
         res = cph.compute_residuals(d, kind="scaled_schoenfeld")
     res = res + cph.params_[res.columns]
@@ -582,12 +583,12 @@ def counting_process(df: pd.DataFrame, duration: str, event: str, covariate: str
 
 def time_varying_cox(df: pd.DataFrame, duration: str, event: str, covariate: str, covariate_day: str,
                      other_covariates: Sequence[str] = ()) -> pd.DataFrame:
-    """Cox model with a time-varying binary covariate (lifelines CoxTimeVaryingFitter, Efron ties).
+    """Cox model with a time-varying binary covariate (lifelines CoxTimeVaryingFitter, Efron ties; helpers.efron).
 
     Removes guarantee-time bias: a patient counts as exposed only from `covariate_day` on
     (Giobbie-Hurder et al. 2013). Same tidy columns as cox_table.
     """
-    from lifelines import CoxTimeVaryingFitter
+    from helpers.efron import FastCoxTimeVaryingFitter
 
     keep = [duration, event, covariate_day, *other_covariates]
     _check_columns(df, *keep)
@@ -598,7 +599,7 @@ def time_varying_cox(df: pd.DataFrame, duration: str, event: str, covariate: str
     events = int(cp[event].sum())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ctv = CoxTimeVaryingFitter(alpha=0.05)
+        ctv = FastCoxTimeVaryingFitter(alpha=0.05)
         ctv.fit(cp[["_id", "start", "stop", event, *terms]].astype(float), id_col="_id", event_col=event,
                 start_col="start", stop_col="stop", fit_options=FIT_OPTIONS)
     s = ctv.summary.loc[terms]
@@ -761,7 +762,7 @@ def _not_estimable_reason(row: pd.Series) -> str:
         return "no events"
     coef = row["coef"] if "coef" in row else (math.log(row["hr"]) if fmt_pos(row.get("hr")) else math.nan)
     if not np.isfinite(coef):
-        return "the model could not be fitted" + (f" ({row['warning']})" if str(row.get("warning", "")) else "")
+        return "the model could not be fitted" + (f" ({fit_failure(row['warning'])})" if str(row.get("warning", "")) else "")
     if abs(coef) > COEF_MAX:
         return "the estimate diverges (monotone likelihood: separation of events by the covariate)"
     if row.get("converged") is False or (isinstance(row.get("converged"), (bool, np.bool_)) and not row["converged"]):
@@ -769,6 +770,18 @@ def _not_estimable_reason(row: pd.Series) -> str:
     if not (np.isfinite(row.get("ci_low", math.nan)) and np.isfinite(row.get("ci_high", math.nan))):
         return "the confidence interval is undefined"
     return ""
+
+
+def fit_failure(message: str) -> str:
+    """Why a fit failed, in a reader's words: the fitting software's own messages name columns and link to its docs."""
+    text = str(message).lower()
+    if "singular" in text:
+        return "singular matrix"
+    if "no variation" in text or "no events" in text:
+        return str(message)
+    if any(k in text for k in ("converge", "delta", "separation", "overflow", "nan", "invalid value")):
+        return "the estimates did not converge: separation of events by a covariate, or too few events"
+    return "no estimate was returned"
 
 
 def fmt_pos(x: object) -> bool:

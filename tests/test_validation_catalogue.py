@@ -303,3 +303,21 @@ def test_empty_trailing_rows_are_ignored_with_a_note(tmp_path):
     assert report.ok, report.text()
     assert len(c.patients) == 3
     assert "NOTE: patients.csv, rows 5 and 6: empty row: ignored." in report.text().splitlines()
+
+
+def test_a_builds_log_shows_repeated_warnings_as_one_line(tmp_path):
+    from helpers import build
+    from helpers.cohort import CohortError
+
+    rows = "".join(f"A1,{d},hemoglobin,400,g/L\n" for d in range(3, 60))
+    report, _ = validate(cohort(tmp_path, labs_csv=LABS + rows))
+    lines = [line for line in report.lines("warning") if "hemoglobin" in line]
+    assert len(lines) == 1 and lines[0].startswith("WARNING: labs.csv, rows 4, 5, 6 and 54 more, column 'value'")
+    assert sum("hemoglobin" in str(p) for p in report.warnings) == 57
+    # a build logs the same grouped lines (here it then stops at an error, before executing anything)
+    (tmp_path / "bad").mkdir()
+    bad = cohort(tmp_path / "bad", labs_csv=LABS + rows, kinetics_csv=KINETICS + "B2,100,10\n")
+    log: list[str] = []
+    with pytest.raises(CohortError):
+        build.build(bad, tmp_path / "site", workers=1, log=log.append)
+    assert [line.strip() for line in log if "hemoglobin" in line] == lines
