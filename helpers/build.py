@@ -328,11 +328,14 @@ def open_pool(jobs: list[Job], workers: int, stage: Path, cache: Path, root: Pat
 
 
 def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path | None = None,
-                cache: Path | None = None, root: Path = PROJECT_ROOT, timeout: int | None = None) -> None:
+                cache: Path | None = None, root: Path = PROJECT_ROOT, timeout: int | None = None,
+                core_free=None) -> None:
     """Execute the jobs whose cache entry is not whole, in warm kernels; raise BuildError naming each failure.
 
-    Notebooks that succeed are cached even when others fail.
+    Notebooks that succeed are cached even when others fail. `core_free()` is called (maybe more than
+    once) as soon as fewer notebooks remain than the machine has cores.
     """
+    cores = os.cpu_count() or 1
     from helpers.executor import Task
 
     cache = cache or (jobs[0].output.parent.parent if jobs else CACHE_DIR)
@@ -350,6 +353,8 @@ def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path
         if pool is not None:
             pool.close()
         return
+    if core_free and len(todo) < cores:
+        core_free()
     own_stage = stage is None
     stage = stage or Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=cache))
     try:
@@ -361,7 +366,8 @@ def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path
                                                      {**j.parameters, "tables_dir": str(folder / "tables")},
                                                      str(j.source.parent)))
         pool = pool or open_pool(todo, workers, stage, cache, root, timeout or cell_timeout(root))
-        failures = []
+        failures: list[str] = []
+        done: list[str] = []
 
         def report(outcome) -> None:
             job, folder, _ = staged[outcome.name]
@@ -373,6 +379,9 @@ def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path
             seal(folder, job.key)
             install_entry(folder, job)
             log(f"  executed  {outcome.name} in {outcome.seconds:.1f} s")
+            done.append(outcome.name)
+            if core_free and len(todo) - len(done) < cores:
+                core_free()
 
         with pool:
             outcomes = pool.run([t for _, _, t in staged.values()], report)
@@ -457,14 +466,21 @@ def banner_text(cohort_name: str, simulated: bool) -> str:
     return f"Cohort: {cohort_name}. Pseudonymised: patients appear as P01, P02, ..."
 
 
-def _run_killable(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run `cmd` in its own session, dying with this process; on an interruption kill its whole group."""
-    from helpers.executor import kill_process_group, orphan_proof
+def _spawn(cmd: list[str], cwd: Path, stdin: int | None = None) -> subprocess.Popen:
+    """Start `cmd` in its own session, dying with this process, its output captured."""
+    from helpers.executor import orphan_proof
 
-    proc = subprocess.Popen(orphan_proof(cmd), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(orphan_proof(cmd), cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _run_killable(cmd: list[str], cwd: Path, started: subprocess.Popen | None = None) -> subprocess.CompletedProcess:
+    """Run `cmd` (or tell the `started` one to go) to its end; on an interruption kill its whole group."""
+    from helpers.executor import kill_process_group
+
+    proc = started or _spawn(cmd, cwd)
     try:
-        out, _ = proc.communicate()
+        out, _ = proc.communicate("go\n" if started else None)
     except BaseException:
         kill_process_group(proc.pid)
         proc.wait()
@@ -478,6 +494,11 @@ sys.modules.setdefault("rfc3987_syntax", None)  # as in helpers/__init__.py: 2 s
 import pybtex.plugin as P  # sphinxcontrib-bibtex looks its styles up per citation, each a scan of every
 if hasattr(P, "_load_entry_point"):  # installed package's entry points (0.7 s a build): look up once
     P._load_entry_point = functools.lru_cache(maxsize=None)(P._load_entry_point)
+if sys.argv[1] == "--wait":  # started early (build.EarlyRender): import Sphinx and the extensions on a free
+    del sys.argv[1]            # core while the last notebooks run, then build when the sources are staged
+    import jupyter_book.cli.main, jupyter_book.sphinx, myst_nb.sphinx_ext, sphinx_book_theme, sphinxcontrib.bibtex
+    if sys.stdin.readline().strip() != "go":
+        sys.exit(0)
 if sys.argv[1] == "--reuse":  # a kept folder: Sphinx re-reads the changed pages (book/_ext/write_changed.py
     del sys.argv[1]            # decides whether the others are written again)
 from jupyter_book.cli.main import main
@@ -511,7 +532,50 @@ def sync_tree(src: Path, dest: Path) -> None:
                 f.rmdir()
 
 
-def render(staging: Path, log=print, work: Path | None = None) -> Path:
+def render_command(staging: Path, work: Path | None) -> tuple[list[str], Path, Path]:
+    """Jupyter Book's command for rendering `staging` (in the kept folder `work`, if any), its folder, its output."""
+    if work is None:
+        src, output = staging, staging / "_out"
+        cmd = [sys.executable, "-c", RENDER, "build", str(src), "--all"]
+    else:
+        src, output = work / "src", work / "out"
+        cmd = [sys.executable, "-c", RENDER, "--reuse", "build", str(src)]
+    return cmd + ["-W", "-n", "--keep-going", "--path-output", str(output)], src, output
+
+
+class EarlyRender:
+    """Jupyter Book's process, started when a core is free before the last notebooks finish.
+
+    It spends the wait importing Sphinx and the book's extensions (about 2 s of a render), then renders
+    when `render` tells it to; a build that stops before rendering kills it.
+    """
+
+    def __init__(self, staging: Path, work: Path | None):
+        self.cmd, self.cwd, _ = render_command(staging, work)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start the process once (later calls do nothing)."""
+        if self.proc is None:
+            self.cwd.mkdir(parents=True, exist_ok=True)
+            self.proc = _spawn([*self.cmd[:3], "--wait", *self.cmd[3:]], self.cwd, stdin=subprocess.PIPE)
+
+    def take(self) -> subprocess.Popen | None:
+        """The started process, handed over to `render` (None when never started)."""
+        proc, self.proc = self.proc, None
+        return proc
+
+    def kill(self) -> None:
+        """End a process that will not be told to render."""
+        from helpers.executor import kill_process_group
+
+        if self.proc is not None:
+            kill_process_group(self.proc.pid)
+            self.proc.wait()
+            self.proc = None
+
+
+def render(staging: Path, log=print, work: Path | None = None, early: EarlyRender | None = None) -> Path:
     """Run Jupyter Book 1.x strictly (warnings are errors); return the HTML folder.
 
     With `work` (a folder kept between builds of one site), the sources are synced into it and
@@ -519,17 +583,12 @@ def render(staging: Path, log=print, work: Path | None = None) -> Path:
     every page when a changed page's title, sections or labels changed (book/_ext/write_changed.py);
     any failure discards `work` so the next build starts fresh. Without it, a fresh full build.
     """
-    if work is None:
-        src, output = staging, staging / "_out"
-        cmd = [sys.executable, "-c", RENDER, "build", str(src), "--all"]
-    else:
-        src, output = work / "src", work / "out"
+    cmd, src, output = render_command(staging, work)
+    if work is not None:
         sync_tree(staging, src)
-        cmd = [sys.executable, "-c", RENDER, "--reuse", "build", str(src)]
-    cmd += ["-W", "-n", "--keep-going", "--path-output", str(output)]
     start = time.perf_counter()
     try:
-        proc = _run_killable(cmd, src)
+        proc = _run_killable(cmd, src, early.take() if early else None)
         log(f"  rendered  HTML in {time.perf_counter() - start:.1f} s")
         html = output / "_build" / "html"
         if proc.returncode != 0:
@@ -719,38 +778,45 @@ def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "ht
 
 def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: str, stage: Path, cache: Path,
                          root: Path, workers: int, timeout: int, log) -> None:
-    """The steps of a build that write: kernels warm up during validation, then execute, render, publish."""
+    """The steps of a build that write: kernels warm up during validation, then execute, render (Jupyter Book
+    started on a core the notebooks no longer need), publish."""
     from helpers.cohort import CohortError, remember, validated
 
     todo = [j for j in jobs if entry_problem(j) is not None]
     pool = open_pool(todo, workers, stage, cache, root, timeout) if todo else None
+    early = EarlyRender(stage / "render", render_dir(cache, out))  # started when a core is free
     try:
-        log(f"[1/4] validating {cohort_path.name}")
-        report, data = validated(cohort_path)
-        for line in report.lines("warning"):  # grouped: a repeated problem is one line with its rows
-            log(f"  {line}")
-        if data is None:
-            raise CohortError(report)
-        remember(cohort_path, data, report)
-        name, simulated = data.name, data.simulated
-        del report, data  # the kernels load the cohort themselves: free this copy (large cohorts)
-        gc.collect()
-        log(f"[2/4] executing {len(jobs)} notebooks ({len(todo)} not cached)")
-        execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout)
-        pool = None
+        try:
+            log(f"[1/4] validating {cohort_path.name}")
+            report, data = validated(cohort_path)
+            for line in report.lines("warning"):  # grouped: a repeated problem is one line with its rows
+                log(f"  {line}")
+            if data is None:
+                raise CohortError(report)
+            remember(cohort_path, data, report)
+            name, simulated = data.name, data.simulated
+            del report, data  # the kernels load the cohort themselves: free this copy (large cohorts)
+            gc.collect()
+            log(f"[2/4] executing {len(jobs)} notebooks ({len(todo)} not cached)")
+            execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout,
+                        core_free=early.start)
+            pool = None
+        finally:
+            if pool is not None:
+                pool.kill()
+        try:
+            log("[3/4] rendering the book")
+            (stage / "render").mkdir(exist_ok=True)
+            stage_sources(stage / "render", jobs, name, simulated, root)
+            early.start()  # already running unless nothing was executed
+            html = render(stage / "render", log, work=render_dir(cache, out), early=early)
+            (html / SITE_HASH_FILE).write_text(digest + "\n", encoding="utf-8")
+            log(f"[4/4] publishing to {out}")
+            publish(html, out)
+        except OSError as exc:
+            raise BuildError(f"could not write the site ({write_failure(exc, out)}); the previous site is untouched") from None
     finally:
-        if pool is not None:
-            pool.kill()
-    try:
-        log("[3/4] rendering the book")
-        (stage / "render").mkdir()
-        stage_sources(stage / "render", jobs, name, simulated, root)
-        html = render(stage / "render", log, work=render_dir(cache, out))
-        (html / SITE_HASH_FILE).write_text(digest + "\n", encoding="utf-8")
-        log(f"[4/4] publishing to {out}")
-        publish(html, out)
-    except OSError as exc:
-        raise BuildError(f"could not write the site ({write_failure(exc, out)}); the previous site is untouched") from None
+        early.kill()
 
 
 def write_failure(exc: OSError, where: Path) -> str:

@@ -85,6 +85,35 @@ def derivatives(X: np.ndarray, stop: np.ndarray, events: np.ndarray, weights: np
     return hessian, gradient, log_lik
 
 
+def death_moments(X: np.ndarray, time: np.ndarray, events: np.ndarray,
+                  beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per death, Efron's step: the weighted mean and covariance of X over the risk set at its time.
+
+    The l-th of d deaths tied at t weighs each of them by 1 - l/d (Efron); deaths come in the order of
+    `order`, returned first (the rows of X[events] sorted by time, stable), as R's cox.zph uses them.
+    """
+    X, time = np.asarray(X, float), np.asarray(time, float)
+    events = np.asarray(events).astype(bool)
+    n, d = X.shape
+    eta = X @ beta
+    w = np.exp(eta - eta.max())  # moments are ratios: shifting the linear predictor changes nothing
+    wx = w[:, None] * X
+    terms = np.hstack([w[:, None], wx, (X[:, :, None] * wx[:, None, :]).reshape(n, d * d)])
+    death_times, group = np.unique(time[events], return_inverse=True)
+    sorted_time, suffix = _suffix_sums(time, terms)
+    risk = _at_least(sorted_time, suffix, death_times)
+    tie = np.zeros_like(risk)
+    np.add.at(tie, group, terms[events])
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    tied = np.bincount(group, minlength=len(death_times)).astype(float)
+    proportion = (np.arange(len(g)) - np.searchsorted(g, g, side="left")) / tied[g]
+    sums = risk[g] - proportion[:, None] * tie[g]
+    mean = sums[:, 1:1 + d] / sums[:, :1]
+    cov = sums[:, 1 + d:].reshape(-1, d, d) / sums[:, 0, None, None] - mean[:, :, None] * mean[:, None, :]
+    return order, mean, cov
+
+
 class _FastSemiParametricPHFitter(SemiParametricPHFitter):
     """The model CoxPHFitter fits with a Breslow baseline, its Efron derivatives from `derivatives`."""
 
@@ -98,6 +127,16 @@ class _FastSemiParametricPHFitter(SemiParametricPHFitter):
 
 class FastCoxPHFitter(CoxPHFitter):
     """lifelines' CoxPHFitter (Breslow baseline) whose Efron derivatives are computed at once."""
+
+    def __getattr__(self, attr: str):
+        """The fitted model's attribute, read once: lifelines' delegation (hasattr, then getattr) computes
+        a property such as `summary` twice."""
+        if attr == "_model":
+            raise AttributeError("Must call `fit` first.")
+        try:
+            return getattr(self._model, attr)
+        except AttributeError:
+            raise AttributeError(f"{self._class_name} has no attribute '{attr}'") from None
 
     def _fit_model_breslow(self, *args, **kwargs):
         """As lifelines' own, with the fast semi-parametric model."""

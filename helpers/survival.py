@@ -304,12 +304,11 @@ def _flags(events: int, n_params: int, messages: list[str], coef: np.ndarray) ->
 def _tidy(terms, coef, se, lo, hi, p, base: dict) -> pd.DataFrame:
     """A tidy Cox table: one row per term, hazard ratios and their CIs on the HR scale."""
     coef, lo, hi = np.asarray(coef, float), np.asarray(lo, float), np.asarray(hi, float)
+    terms = list(terms)
     with np.errstate(over="ignore"):
-        out = pd.DataFrame({"term": list(terms), "coef": coef, "se": np.asarray(se, float), "hr": np.exp(coef),
-                            "ci_low": np.exp(lo), "ci_high": np.exp(hi), "p_value": np.asarray(p, float)})
-    for k, v in base.items():
-        out[k] = v
-    return out
+        columns = {"term": terms, "coef": coef, "se": np.asarray(se, float), "hr": np.exp(coef),
+                   "ci_low": np.exp(lo), "ci_high": np.exp(hi), "p_value": np.asarray(p, float)}
+    return pd.DataFrame({**columns, **{k: [v] * len(terms) for k, v in base.items()}})
 
 
 def _model_data(df: pd.DataFrame, duration: str, event: str, covariates: Sequence[str],
@@ -440,21 +439,14 @@ def _transform_times(time: np.ndarray, event: np.ndarray, transform: str) -> np.
 
 def _zph_score(time, event, X, beta, g) -> tuple[np.ndarray, np.ndarray]:
     """Score U for the time interactions X*g(t) and the full information matrix at (beta, 0), Efron ties."""
-    p = X.shape[1]
-    w = np.exp(X @ beta - (X @ beta).max())
-    u = np.zeros(p)
-    imat = np.zeros((2 * p, 2 * p))
-    for t in np.unique(time[event == 1]):
-        risk, dead = time >= t, (time == t) & (event == 1)
-        gt, nd = g[dead][0], dead.sum()
-        u += gt * X[dead].sum(axis=0)
-        for k in range(nd):  # Efron: remove k/nd of the tied deaths' weight at step k
-            wk = w * (risk - dead * k / nd)
-            mean = wk @ X / wk.sum()
-            cov = (X * wk[:, None]).T @ X / wk.sum() - np.outer(mean, mean)
-            u -= gt * mean
-            imat += np.block([[cov, gt * cov], [gt * cov, gt * gt * cov]])
-    return u, imat
+    from helpers.efron import death_moments
+
+    dead = event == 1
+    order, mean, cov = death_moments(X, time, dead, beta)
+    gt = g[dead][order]  # g(t) of each death, in the order of the moments
+    u = (g[dead][:, None] * X[dead]).sum(axis=0) - (gt[:, None] * mean).sum(axis=0)
+    c0, c1, c2 = cov.sum(axis=0), (gt[:, None, None] * cov).sum(axis=0), (gt[:, None, None] ** 2 * cov).sum(axis=0)
+    return u, np.block([[c0, c1], [c1, c2]])
 
 
 def ph_test(df: pd.DataFrame, duration: str, event: str, covariates: Sequence[str],

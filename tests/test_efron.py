@@ -96,3 +96,21 @@ def test_a_failed_fit_is_told_in_a_readers_words():
     assert "_" not in reason and "nan" not in reason.split() and "http" not in reason
     assert "did not converge" in reason
     assert survival.fit_failure("Singular matrix") == "singular matrix"
+
+
+def test_death_moments_are_efron_steps_over_the_risk_set():
+    d = _cohort(80, 2, 20.0)
+    X, t, e, beta = d[["a", "b"]].to_numpy(), d["t"].to_numpy(), d["e"].to_numpy(bool), np.array([0.5, -0.7])
+    order, mean, cov = efron.death_moments(X, t, e, beta)
+    w = np.exp(X @ beta)
+    want_mean, want_cov = [], []
+    for time in np.unique(t[e]):  # the loop of R's cox.zph: the k-th of nd tied deaths removes k/nd of them
+        risk, dead = t >= time, (t == time) & e
+        for k in range(dead.sum()):
+            wk = w * (risk - dead * k / dead.sum())
+            m = wk @ X / wk.sum()
+            want_mean.append(m)
+            want_cov.append((X * wk[:, None]).T @ X / wk.sum() - np.outer(m, m))
+    np.testing.assert_allclose(mean, want_mean, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cov, want_cov, rtol=1e-9, atol=1e-12)
+    assert (np.diff(t[e][order]) >= 0).all()

@@ -331,3 +331,24 @@ def test_a_kernel_that_loses_a_port_is_started_again(monkeypatch):
     failing[0] = executor.KERNEL_START_ATTEMPTS  # every attempt fails: the last error is reported
     with pytest.raises(RuntimeError, match="kernel_info"):
         executor.start_kernel("/tmp", "/tmp", "")
+
+
+def test_an_early_render_waits_and_is_killed_when_the_build_stops_before_rendering(tmp_path):
+    early = build.EarlyRender(tmp_path / "stage" / "render", tmp_path / "work")
+    early.start()
+    proc = early.proc
+    early.start()  # started once
+    assert early.proc is proc and proc.poll() is None  # importing Sphinx, then waiting for "go"
+    time.sleep(0.5)
+    assert proc.poll() is None
+    early.kill()
+    assert proc.poll() is not None and early.take() is None
+    early.kill()  # nothing left to kill
+
+
+def test_an_early_render_ends_when_its_build_closes_the_pipe(tmp_path):
+    early = build.EarlyRender(tmp_path / "stage" / "render", None)
+    early.start()
+    proc = early.take()
+    proc.stdin.close()  # the build is gone: no "go" will come
+    assert proc.wait(timeout=60) == 0
