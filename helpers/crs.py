@@ -573,7 +573,13 @@ def agreement_table(daily: pd.DataFrame, patients: pd.DataFrame | None,
                     options: GradingOptions = GradingOptions()) -> pd.DataFrame:
     """Wide table of per-patient max grade under each scale, plus `severe_agree` (all scales put
     the patient on the same side of `severe_grade`); re-grading shows where scales disagree."""
-    graded = grade_systems(daily, systems, labs, options)
+    return agreement_from_graded(grade_systems(daily, systems, labs, options), patients, severe_grade)
+
+
+def agreement_from_graded(graded: dict[str, pd.DataFrame], patients: pd.DataFrame | None,
+                          severe_grade: int = 3) -> pd.DataFrame:
+    """agreement_table from scales already graded ({system: graded}, as grade_systems returns them)."""
+    systems = tuple(graded)
     wide = None
     for s in systems:
         t = summarise_patients(graded[s], patients)[["patient_id", "max_grade"]]
@@ -608,8 +614,13 @@ def max_grade_drivers(daily: pd.DataFrame, systems: tuple[str, ...] = SYSTEMS,
                       options: GradingOptions = GradingOptions()) -> pd.DataFrame:
     """Per patient and scale: max daily grade, its first day and the rule that set it (the driver),
     so that disagreements between scales can be explained sign by sign (CRS deaths not included)."""
+    return drivers_from_graded(grade_systems(daily, systems, labs, options))
+
+
+def drivers_from_graded(graded: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """max_grade_drivers from scales already graded ({system: graded}, as grade_systems returns them)."""
     rows = []
-    for s, g in grade_systems(daily, systems, labs, options).items():
+    for s, g in graded.items():
         g = g.sort_values(["patient_id", "day"], kind="stable")
         top = g.loc[g.groupby("patient_id")["grade"].idxmax()]
         rows.append(top[["patient_id", "system", "grade", "day", "driver"]])

@@ -66,7 +66,7 @@ def _agreement(page) -> pd.DataFrame:
     """Per-patient maximum grade under each scale (and the centre's own grades when recorded)."""
     def make():
         d = page.data
-        a = crs.agreement_table(d.daily, d.patients, labs=d.labs, severe_grade=_severe(page), options=_options(page))
+        a = crs.agreement_from_graded(_graded(page), d.patients, _severe(page))
         if "crs_grade_reported" in d.patients.columns and d.patients["crs_grade_reported"].notna().any():
             a = crs.with_reported(a, d.patients)
         return a
@@ -212,7 +212,7 @@ def disagreement_drivers(page) -> Shown | Skipped:
     """For each patient the scales put on different sides of the severe threshold: the rule behind each maximum."""
     d = page.data
     a = _agreement(page)
-    drivers = _cached(page, "drivers", lambda: crs.max_grade_drivers(d.daily, labs=d.labs, options=_options(page)))
+    drivers = _cached(page, "drivers", lambda: crs.drivers_from_graded(_graded(page)))
     wide = crs.disagreements(drivers, a)
     record = record_note(d.daily)
     if wide.empty:
