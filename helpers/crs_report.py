@@ -543,12 +543,13 @@ COURSE_ANALYTES = ("il6", "ifng", "il10", "tnfa", "crp", "ferritin", "platelets"
 def time_courses(page) -> Shown | Skipped:
     """Median (IQR) per sampling day by CRS group; groups of fewer than five patients as their own values."""
     frame = _severity(page)
-    have = [a for a in COURSE_ANALYTES if (page.data.labs["analyte"] == a).any()]
+    present = set(page.data.labs["analyte"].unique())
+    have = [a for a in COURSE_ANALYTES if a in present]
     if frame["crs_group"].isna().all() or not have:
         return Skipped("time courses by CRS group", "no CRS grades, or none of the course analytes in labs.csv.")
     groups = frame[["patient_id", "crs_group"]]
-    tc = cs.time_course(page.data.labs, groups, tuple(have))
     values = cs.course_values(page.data.labs, groups, tuple(have))
+    tc = cs.time_course(page.data.labs, groups, tuple(have), values=values)
     ncol = min(4, len(have))
     nrow = -(-len(have) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.1 * ncol, 2.6 * nrow + 0.6), sharex=True, layout="constrained",

@@ -231,13 +231,14 @@ def worse_with_severe(comparison: pd.DataFrame) -> tuple[int, int]:
 
 
 def time_course(labs: pd.DataFrame, groups: pd.DataFrame, analytes: tuple[str, ...],
-                window: tuple[float, float] = (-3.0, 28.0)) -> pd.DataFrame:
+                window: tuple[float, float] = (-3.0, 28.0), values: pd.DataFrame | None = None) -> pd.DataFrame:
     """Median and IQR (R type 7 quantiles) per analyte, CRS group and sampling day: tidy, one row each,
     with `group_n`, the patients of the group (a group of fewer than MIN_SUMMARISED is drawn as points).
 
-    `groups` has patient_id and crs_group; days with a single patient in a group keep n = 1.
+    `groups` has patient_id and crs_group; days with a single patient in a group keep n = 1. `values`:
+    course_values of the same arguments when the caller already has them (not selected again).
     """
-    d = course_values(labs, groups, analytes, window)
+    d = course_values(labs, groups, analytes, window) if values is None else values
     g = d.groupby(["analyte", "crs_group", "day"])["value"]
     out = pd.DataFrame({"n": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75)})
     sizes = groups[["patient_id", "crs_group"]].dropna().groupby("crs_group")["patient_id"].nunique()
