@@ -296,9 +296,15 @@ Component = tuple[np.ndarray, np.ndarray]  # (grade per row, label per row)
 
 
 def _pick(conds: list[np.ndarray], grades: list[int], labels: list[str]) -> Component:
-    """First matching condition sets (grade, label); rows matching none get (0, '')."""
+    """First matching condition sets (grade, label); rows matching none get (0, '').
+
+    Labels are written straight into an object array, later conditions first so the first match wins
+    (np.select on strings builds a fixed-width text array that would then be converted back)."""
     g = np.select(conds, grades, default=0).astype(int)
-    lab = np.select(conds, labels, default="").astype(object)
+    lab = np.full(len(g), "", dtype=object)
+    for cond, name in reversed(list(zip(conds, labels))):
+        hit = np.asarray(cond, dtype=bool)
+        lab[hit] = name[hit] if isinstance(name, np.ndarray) else name
     return g, lab
 
 
@@ -464,7 +470,7 @@ def _grade_prepared(prep: tuple, system: str, options: GradingOptions) -> pd.Dat
     return pd.DataFrame({
         "patient_id": d["patient_id"].to_numpy(), "day": d["day"].to_numpy(dtype=float),
         "system": system, "fever": fever, "crs_day": crs_day,
-        "grade": grade.astype("int64"), "driver": driver.astype(str),
+        "grade": grade.astype("int64"), "driver": driver,  # every driver is already a str
     })
 
 

@@ -112,9 +112,9 @@ def pancytopenia(labs: pd.DataFrame, rule: PancytopeniaRule = PancytopeniaRule()
     hit = ((wide["anc"] < rule.anc_below) & (wide["hemoglobin"] < rule.hemoglobin_below)
            & (wide["platelets"] < rule.platelets_below)).rename("hit").reset_index()
     first = hit[hit["hit"]].groupby("patient_id")["day"].min()
-    ids = sorted(labs["patient_id"].unique())
-    return pd.DataFrame({"patient_id": ids, "pancytopenia": [p in first.index for p in ids],
-                         "pancytopenia_day": [float(first.get(p, np.nan)) for p in ids]})
+    ids = pd.Index(sorted(labs["patient_id"].unique()))
+    return pd.DataFrame({"patient_id": list(ids), "pancytopenia": ids.isin(first.index),
+                         "pancytopenia_day": first.reindex(ids).to_numpy(dtype=float)})
 
 
 def organ_grade_max(labs: pd.DataFrame, window: tuple[float, float] = WINDOW,
