@@ -126,6 +126,16 @@ def _anc_samples(anc: pd.DataFrame, codes: pd.Index, o: IcahtOptions) -> tuple[n
     return owner[order], day[order], lowest["value"].to_numpy(dtype=float)[order], span
 
 
+def _windows(patients: pd.DataFrame, o: IcahtOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The days first_day..last_day, which of them each patient's window holds (those before
+    min(last_day, _window_end) + 1, as np.arange counts them), and each window's last day (NaN if none)."""
+    last = np.minimum(float(o.last_day), _window_end(patients, o).to_numpy(dtype=float))
+    days = np.arange(o.first_day, o.last_day + 1, dtype=float)
+    in_window = days[None, :] < last[:, None] + 1
+    held = np.where(in_window, days[None, :], -np.inf).max(axis=1, initial=-np.inf)
+    return days, in_window, np.where(np.isfinite(held), held, np.nan)
+
+
 def early_icaht(labs: pd.DataFrame | None, patients: pd.DataFrame, options: IcahtOptions = IcahtOptions()) -> pd.DataFrame:
     """Per patient: window_end, n_anc (ANC values in the window), days_le_0_5_min/max, days_le_0_1_min/max,
     grade_low, grade_high, grade (Int64; missing unless both bounds agree) and status ('graded',
@@ -142,11 +152,8 @@ def early_icaht(labs: pd.DataFrame | None, patients: pd.DataFrame, options: Icah
     ids = pd.Index(patients["patient_id"].drop_duplicates())
     owner, day, value, span = _anc_samples(anc, ids, o)
     code = ids.get_indexer(patients["patient_id"])
-    last = np.minimum(float(o.last_day), _window_end(patients, o).to_numpy(dtype=float))
-    days = np.arange(o.first_day, o.last_day + 1, dtype=float)
-    in_window = days[None, :] < last[:, None] + 1  # the days np.arange(first_day, last + 1) holds
-    has_grid = in_window[:, 0] if len(days) else np.zeros(len(code), dtype=bool)
-    window_end = np.where(has_grid, np.where(in_window, days[None, :], -np.inf).max(axis=1, initial=-np.inf), np.nan)
+    days, in_window, window_end = _windows(patients, o)
+    has_grid = ~np.isnan(window_end)
     sample_key = owner * span + day
     lo_key, hi_key = code * span + o.first_day, code * span + window_end
     n_anc = np.where(has_grid, np.searchsorted(sample_key, hi_key, "right") - np.searchsorted(sample_key, lo_key),
