@@ -579,16 +579,17 @@ def agreement_table(daily: pd.DataFrame, patients: pd.DataFrame | None,
                     options: GradingOptions = GradingOptions()) -> pd.DataFrame:
     """Wide table of per-patient max grade under each scale, plus `severe_agree` (all scales put
     the patient on the same side of `severe_grade`); re-grading shows where scales disagree."""
-    return agreement_from_graded(grade_systems(daily, systems, labs, options), patients, severe_grade)
+    graded = grade_systems(daily, systems, labs, options)
+    return agreement_from_summaries({s: summarise_patients(g, patients) for s, g in graded.items()}, severe_grade)
 
 
-def agreement_from_graded(graded: dict[str, pd.DataFrame], patients: pd.DataFrame | None,
-                          severe_grade: int = 3) -> pd.DataFrame:
-    """agreement_table from scales already graded ({system: graded}, as grade_systems returns them)."""
-    systems = tuple(graded)
+def agreement_from_summaries(summaries: dict[str, pd.DataFrame], severe_grade: int = 3) -> pd.DataFrame:
+    """agreement_table from each scale's per-patient summary ({system: summarise_patients}), so a chapter
+    that already summarised the scales does not grade or summarise them again."""
+    systems = tuple(summaries)
     wide = None
     for s in systems:
-        t = summarise_patients(graded[s], patients)[["patient_id", "max_grade"]]
+        t = summaries[s][["patient_id", "max_grade"]]
         t = t.rename(columns={"max_grade": s})
         wide = t if wide is None else wide.merge(t, on="patient_id", how="outer")
     severe = wide[list(systems)] >= severe_grade
@@ -750,10 +751,11 @@ def episode_counts(graded: pd.DataFrame, gap_days: int = COURSE_GAP_DAYS) -> pd.
 
 
 def course_table(graded: pd.DataFrame, patients: pd.DataFrame | None = None,
-                 gap_days: int = COURSE_GAP_DAYS) -> pd.DataFrame:
+                 gap_days: int = COURSE_GAP_DAYS, summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per patient under one scale: summarise_patients plus episodes, recurrence (a second episode)
-    and days from onset to the maximum grade (a death from CRS is grade 5 on the day of death)."""
-    out = summarise_patients(graded, patients)
+    and days from onset to the maximum grade (a death from CRS is grade 5 on the day of death).
+    `summary`: summarise_patients(graded, patients) when the caller already has it."""
+    out = summarise_patients(graded, patients) if summary is None else summary.copy()
     ep = episode_counts(graded, gap_days).reindex(out["patient_id"]).fillna(0).astype("int64")
     out["episodes"] = ep.to_numpy()
     out["recurrence"] = out["episodes"] >= 2

@@ -62,11 +62,18 @@ def _graded(page) -> dict[str, pd.DataFrame]:
     return _cached(page, "graded", lambda: crs.grade_systems(d.daily, crs.SYSTEMS, d.labs, _options(page)))
 
 
+def _summaries(page) -> dict[str, pd.DataFrame]:
+    """Each scale's per-patient summary (crs.summarise_patients), shared by the agreement and course tables."""
+    d = page.data
+    return _cached(page, "summaries", lambda: {s: crs.summarise_patients(g, d.patients)
+                                               for s, g in _graded(page).items()})
+
+
 def _agreement(page) -> pd.DataFrame:
     """Per-patient maximum grade under each scale (and the centre's own grades when recorded)."""
     def make():
         d = page.data
-        a = crs.agreement_from_graded(_graded(page), d.patients, _severe(page))
+        a = crs.agreement_from_summaries(_summaries(page), _severe(page))
         if "crs_grade_reported" in d.patients.columns and d.patients["crs_grade_reported"].notna().any():
             a = crs.with_reported(a, d.patients)
         return a
@@ -80,7 +87,8 @@ def _scales(frame: pd.DataFrame) -> list[str]:
 def _course(page) -> pd.DataFrame:
     d = page.data
     return _cached(page, "course", lambda: pd.concat(
-        [crs.course_table(g, d.patients, _gap(page)).assign(system=s) for s, g in _graded(page).items()],
+        [crs.course_table(g, d.patients, _gap(page), _summaries(page)[s]).assign(system=s)
+         for s, g in _graded(page).items()],
         ignore_index=True))
 
 

@@ -444,5 +444,9 @@ def test_described_markers_have_the_summaries_of_the_full_comparison_and_no_test
 def test_agreement_and_drivers_from_scales_graded_once_equal_the_regrading_functions():
     daily = _agreement_cohort()
     graded = crs.grade_systems(daily)
-    pd.testing.assert_frame_equal(crs.agreement_from_graded(graded, None), crs.agreement_table(daily, None))
+    summaries = {s: crs.summarise_patients(g, None) for s, g in graded.items()}
+    pd.testing.assert_frame_equal(crs.agreement_from_summaries(summaries), crs.agreement_table(daily, None))
+    course = crs.course_table(graded["astct"], None, summary=summaries["astct"])
+    pd.testing.assert_frame_equal(course, crs.course_table(graded["astct"]))
+    assert "episodes" not in summaries["astct"]  # the shared summary is not changed
     pd.testing.assert_frame_equal(crs.drivers_from_graded(graded), crs.max_grade_drivers(daily))
