@@ -114,7 +114,8 @@ def _window_end(patients: pd.DataFrame, o: IcahtOptions) -> pd.Series:
     return end
 
 
-def _anc_samples(anc: pd.DataFrame, codes: pd.Index, o: IcahtOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _anc_samples(anc: pd.DataFrame, codes: pd.Index,
+                 o: IcahtOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The lowest ANC of each patient-day, sorted by patient (code in `codes`) and day: (owner code, day,
     value, span), where code * span + day orders the samples and the grid days alike."""
     lowest = anc.groupby(["patient_id", "day"], observed=True, sort=True)["value"].min().reset_index()
