@@ -296,9 +296,15 @@ Component = tuple[np.ndarray, np.ndarray]  # (grade per row, label per row)
 
 
 def _pick(conds: list[np.ndarray], grades: list[int], labels: list[str]) -> Component:
-    """First matching condition sets (grade, label); rows matching none get (0, '')."""
+    """First matching condition sets (grade, label); rows matching none get (0, '').
+
+    Labels are written straight into an object array, later conditions first so the first match wins
+    (np.select on strings builds a fixed-width text array that would then be converted back)."""
     g = np.select(conds, grades, default=0).astype(int)
-    lab = np.select(conds, labels, default="").astype(object)
+    lab = np.full(len(g), "", dtype=object)
+    for cond, name in reversed(list(zip(conds, labels))):
+        hit = np.asarray(cond, dtype=bool)
+        lab[hit] = name[hit] if isinstance(name, np.ndarray) else name
     return g, lab
 
 
@@ -464,7 +470,7 @@ def _grade_prepared(prep: tuple, system: str, options: GradingOptions) -> pd.Dat
     return pd.DataFrame({
         "patient_id": d["patient_id"].to_numpy(), "day": d["day"].to_numpy(dtype=float),
         "system": system, "fever": fever, "crs_day": crs_day,
-        "grade": grade.astype("int64"), "driver": driver.astype(str),
+        "grade": grade.astype("int64"), "driver": driver,  # every driver is already a str
     })
 
 
@@ -574,9 +580,16 @@ def agreement_table(daily: pd.DataFrame, patients: pd.DataFrame | None,
     """Wide table of per-patient max grade under each scale, plus `severe_agree` (all scales put
     the patient on the same side of `severe_grade`); re-grading shows where scales disagree."""
     graded = grade_systems(daily, systems, labs, options)
+    return agreement_from_summaries({s: summarise_patients(g, patients) for s, g in graded.items()}, severe_grade)
+
+
+def agreement_from_summaries(summaries: dict[str, pd.DataFrame], severe_grade: int = 3) -> pd.DataFrame:
+    """agreement_table from each scale's per-patient summary ({system: summarise_patients}), so a chapter
+    that already summarised the scales does not grade or summarise them again."""
+    systems = tuple(summaries)
     wide = None
     for s in systems:
-        t = summarise_patients(graded[s], patients)[["patient_id", "max_grade"]]
+        t = summaries[s][["patient_id", "max_grade"]]
         t = t.rename(columns={"max_grade": s})
         wide = t if wide is None else wide.merge(t, on="patient_id", how="outer")
     severe = wide[list(systems)] >= severe_grade
@@ -608,8 +621,13 @@ def max_grade_drivers(daily: pd.DataFrame, systems: tuple[str, ...] = SYSTEMS,
                       options: GradingOptions = GradingOptions()) -> pd.DataFrame:
     """Per patient and scale: max daily grade, its first day and the rule that set it (the driver),
     so that disagreements between scales can be explained sign by sign (CRS deaths not included)."""
+    return drivers_from_graded(grade_systems(daily, systems, labs, options))
+
+
+def drivers_from_graded(graded: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """max_grade_drivers from scales already graded ({system: graded}, as grade_systems returns them)."""
     rows = []
-    for s, g in grade_systems(daily, systems, labs, options).items():
+    for s, g in graded.items():
         g = g.sort_values(["patient_id", "day"], kind="stable")
         top = g.loc[g.groupby("patient_id")["grade"].idxmax()]
         rows.append(top[["patient_id", "system", "grade", "day", "driver"]])
@@ -733,10 +751,11 @@ def episode_counts(graded: pd.DataFrame, gap_days: int = COURSE_GAP_DAYS) -> pd.
 
 
 def course_table(graded: pd.DataFrame, patients: pd.DataFrame | None = None,
-                 gap_days: int = COURSE_GAP_DAYS) -> pd.DataFrame:
+                 gap_days: int = COURSE_GAP_DAYS, summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per patient under one scale: summarise_patients plus episodes, recurrence (a second episode)
-    and days from onset to the maximum grade (a death from CRS is grade 5 on the day of death)."""
-    out = summarise_patients(graded, patients)
+    and days from onset to the maximum grade (a death from CRS is grade 5 on the day of death).
+    `summary`: summarise_patients(graded, patients) when the caller already has it."""
+    out = summarise_patients(graded, patients) if summary is None else summary.copy()
     ep = episode_counts(graded, gap_days).reindex(out["patient_id"]).fillna(0).astype("int64")
     out["episodes"] = ep.to_numpy()
     out["recurrence"] = out["episodes"] >= 2

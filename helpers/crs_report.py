@@ -62,11 +62,18 @@ def _graded(page) -> dict[str, pd.DataFrame]:
     return _cached(page, "graded", lambda: crs.grade_systems(d.daily, crs.SYSTEMS, d.labs, _options(page)))
 
 
+def _summaries(page) -> dict[str, pd.DataFrame]:
+    """Each scale's per-patient summary (crs.summarise_patients), shared by the agreement and course tables."""
+    d = page.data
+    return _cached(page, "summaries", lambda: {s: crs.summarise_patients(g, d.patients)
+                                               for s, g in _graded(page).items()})
+
+
 def _agreement(page) -> pd.DataFrame:
     """Per-patient maximum grade under each scale (and the centre's own grades when recorded)."""
     def make():
         d = page.data
-        a = crs.agreement_table(d.daily, d.patients, labs=d.labs, severe_grade=_severe(page), options=_options(page))
+        a = crs.agreement_from_summaries(_summaries(page), _severe(page))
         if "crs_grade_reported" in d.patients.columns and d.patients["crs_grade_reported"].notna().any():
             a = crs.with_reported(a, d.patients)
         return a
@@ -80,7 +87,8 @@ def _scales(frame: pd.DataFrame) -> list[str]:
 def _course(page) -> pd.DataFrame:
     d = page.data
     return _cached(page, "course", lambda: pd.concat(
-        [crs.course_table(g, d.patients, _gap(page)).assign(system=s) for s, g in _graded(page).items()],
+        [crs.course_table(g, d.patients, _gap(page), _summaries(page)[s]).assign(system=s)
+         for s, g in _graded(page).items()],
         ignore_index=True))
 
 
@@ -212,7 +220,7 @@ def disagreement_drivers(page) -> Shown | Skipped:
     """For each patient the scales put on different sides of the severe threshold: the rule behind each maximum."""
     d = page.data
     a = _agreement(page)
-    drivers = _cached(page, "drivers", lambda: crs.max_grade_drivers(d.daily, labs=d.labs, options=_options(page)))
+    drivers = _cached(page, "drivers", lambda: crs.drivers_from_graded(_graded(page)))
     wide = crs.disagreements(drivers, a)
     record = record_note(d.daily)
     if wide.empty:
@@ -543,12 +551,13 @@ COURSE_ANALYTES = ("il6", "ifng", "il10", "tnfa", "crp", "ferritin", "platelets"
 def time_courses(page) -> Shown | Skipped:
     """Median (IQR) per sampling day by CRS group; groups of fewer than five patients as their own values."""
     frame = _severity(page)
-    have = [a for a in COURSE_ANALYTES if (page.data.labs["analyte"] == a).any()]
+    present = set(page.data.labs["analyte"].unique())
+    have = [a for a in COURSE_ANALYTES if a in present]
     if frame["crs_group"].isna().all() or not have:
         return Skipped("time courses by CRS group", "no CRS grades, or none of the course analytes in labs.csv.")
     groups = frame[["patient_id", "crs_group"]]
-    tc = cs.time_course(page.data.labs, groups, tuple(have))
     values = cs.course_values(page.data.labs, groups, tuple(have))
+    tc = cs.time_course(page.data.labs, groups, tuple(have), values=values)
     ncol = min(4, len(have))
     nrow = -(-len(have) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.1 * ncol, 2.6 * nrow + 0.6), sharex=True, layout="constrained",

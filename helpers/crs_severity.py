@@ -112,9 +112,9 @@ def pancytopenia(labs: pd.DataFrame, rule: PancytopeniaRule = PancytopeniaRule()
     hit = ((wide["anc"] < rule.anc_below) & (wide["hemoglobin"] < rule.hemoglobin_below)
            & (wide["platelets"] < rule.platelets_below)).rename("hit").reset_index()
     first = hit[hit["hit"]].groupby("patient_id")["day"].min()
-    ids = sorted(labs["patient_id"].unique())
-    return pd.DataFrame({"patient_id": ids, "pancytopenia": [p in first.index for p in ids],
-                         "pancytopenia_day": [float(first.get(p, np.nan)) for p in ids]})
+    ids = pd.Index(sorted(labs["patient_id"].unique()))
+    return pd.DataFrame({"patient_id": list(ids), "pancytopenia": ids.isin(first.index),
+                         "pancytopenia_day": first.reindex(ids).to_numpy(dtype=float)})
 
 
 def organ_grade_max(labs: pd.DataFrame, window: tuple[float, float] = WINDOW,
@@ -180,11 +180,9 @@ def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct", des
     parts = []
     if tested:
         parts.append(stats.compare_two_groups(sub, tested, group).assign(role="tested"))
-    blank = ["effect", "effect_ci_low", "effect_ci_high", "p_value", "p_adj_bh"]
     for role, chosen in (("constant", constant), ("defining", defining)):
         if chosen and described:
-            d = stats.compare_two_groups(sub, chosen, group)
-            parts.append(d.assign(**{c: np.nan for c in blank}, effect_measure="", test="", role=role))
+            parts.append(describe_two_groups(sub, chosen, group).assign(role=role))
     if not parts:
         return pd.DataFrame()
     order = {c: i for i, c in enumerate(MARKERS)}
@@ -194,6 +192,30 @@ def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct", des
     out.insert(2, "domain", out["variable"].map(lambda v: MARKERS[v][1]))
     out["kind"] = out["variable"].map(lambda v: MARKERS[v][0])
     return out
+
+
+def describe_two_groups(df: pd.DataFrame, variables: dict[str, str], group: str) -> pd.DataFrame:
+    """The group summaries of stats.compare_two_groups with no test or effect (blank), in its columns: for
+    the markers that are only described, so no test is run whose result would be thrown away."""
+    levels = stats.group_levels(df, group)
+    if len(levels) != 2:
+        raise ValueError(f"'{group}' must have exactly two non-missing levels, found {levels}")
+    rows = []
+    for var, kind in variables.items():
+        sub = df.loc[df[var].notna() & df[group].notna(), [var, group]]
+        g0, g1 = (sub.loc[sub[group] == lv, var] for lv in levels)
+        if kind == C:
+            summaries = [stats._median_iqr(g.astype(float).to_numpy()) for g in (g0, g1)]
+        elif kind == B:
+            codes, _ = stats.binary_codes(sub[var])
+            summaries = [stats._n_pct(codes[g.index]) for g in (g0, g1)]
+        else:
+            summaries = [stats._level_counts(g) for g in (g0, g1)]
+        rows.append({"variable": var, "n_group0": len(g0), "n_group1": len(g1), "summary_group0": summaries[0],
+                     "summary_group1": summaries[1], "effect": np.nan, "effect_ci_low": np.nan,
+                     "effect_ci_high": np.nan, "effect_measure": "", "test": "", "p_value": np.nan,
+                     "p_adj_bh": np.nan})
+    return pd.DataFrame(rows)
 
 
 def worse_with_severe(comparison: pd.DataFrame) -> tuple[int, int]:
@@ -209,13 +231,14 @@ def worse_with_severe(comparison: pd.DataFrame) -> tuple[int, int]:
 
 
 def time_course(labs: pd.DataFrame, groups: pd.DataFrame, analytes: tuple[str, ...],
-                window: tuple[float, float] = (-3.0, 28.0)) -> pd.DataFrame:
+                window: tuple[float, float] = (-3.0, 28.0), values: pd.DataFrame | None = None) -> pd.DataFrame:
     """Median and IQR (R type 7 quantiles) per analyte, CRS group and sampling day: tidy, one row each,
     with `group_n`, the patients of the group (a group of fewer than MIN_SUMMARISED is drawn as points).
 
-    `groups` has patient_id and crs_group; days with a single patient in a group keep n = 1.
+    `groups` has patient_id and crs_group; days with a single patient in a group keep n = 1. `values`:
+    course_values of the same arguments when the caller already has them (not selected again).
     """
-    d = course_values(labs, groups, analytes, window)
+    d = course_values(labs, groups, analytes, window) if values is None else values
     g = d.groupby(["analyte", "crs_group", "day"])["value"]
     out = pd.DataFrame({"n": g.size(), "median": g.median(), "q1": g.quantile(0.25), "q3": g.quantile(0.75)})
     sizes = groups[["patient_id", "crs_group"]].dropna().groupby("crs_group")["patient_id"].nunique()

@@ -48,41 +48,55 @@ class IcahtOptions:
     severe_grade: int = 3  # severe early ICAHT = grade 3-4 (Rejeski 2023)
 
 
-def _day_states(days: np.ndarray, values: np.ndarray, grid: np.ndarray, threshold: float) -> np.ndarray:
-    """Per grid day: 1 at/below threshold, 0 above, NaN undetermined (neighbours disagree or are absent).
+def _day_states(keys: np.ndarray, below: np.ndarray, owner: np.ndarray, grid_keys: np.ndarray,
+                grid_owner: np.ndarray) -> np.ndarray:
+    """Per grid day: 1 at/below the threshold, 0 above, NaN undetermined (neighbours disagree or are absent).
 
-    `days` are sorted and unique (one value per day, the lowest of that day)."""
-    below = (values <= threshold).astype(float)
-    pos = np.searchsorted(days, grid)  # first sample on or after each grid day
-    hit = (pos < len(days)) & (days[np.minimum(pos, len(days) - 1)] == grid)
-    left = np.where(pos > 0, below[np.maximum(pos - 1, 0)], np.nan)
+    `keys` are the patients' sample days as one sorted key (patient code * span + day, one sample per day),
+    `below` whether each sample is at/below the threshold, `owner` its patient code; the grid days are keyed
+    the same way, so one search finds each grid day's sample and its neighbours within the same patient."""
+    n = len(keys)
+    pos = np.searchsorted(keys, grid_keys)  # first sample on or after each grid day
+    at = np.minimum(pos, n - 1)
+    hit = (pos < n) & (keys[at] == grid_keys)
+    before = np.maximum(pos - 1, 0)
+    left = np.where((pos > 0) & (owner[before] == grid_owner), below[before], np.nan)
     right_pos = np.where(hit, pos + 1, pos)
-    right = np.where(right_pos < len(days), below[np.minimum(right_pos, len(days) - 1)], np.nan)
+    after = np.minimum(right_pos, n - 1)
+    right = np.where((right_pos < n) & (owner[after] == grid_owner), below[after], np.nan)
     between = np.where(left == right, left, np.nan)
-    return np.where(hit, below[np.minimum(pos, len(days) - 1)], between)
+    return np.where(hit, below[at], between)
 
 
 def _fill_transient(state: np.ndarray, stable_days: int) -> np.ndarray:
-    """Recoveries (0) shorter than `stable_days` between two neutropenic days (1) count as neutropenic."""
-    s = state.copy()
-    idx = np.flatnonzero(s == 1)
-    for a, b in zip(idx[:-1], idx[1:]):
-        if 0 < b - a - 1 < stable_days:
-            s[a + 1:b] = 1
-    return s
+    """Recoveries (0) shorter than `stable_days` between two neutropenic days (1) count as neutropenic;
+    one row per patient, days along the columns."""
+    idx = np.broadcast_to(np.arange(state.shape[1]), state.shape)
+    ones = state == 1
+    prev = np.maximum.accumulate(np.where(ones, idx, -1), axis=1)
+    nxt = np.minimum.accumulate(np.where(ones, idx, state.shape[1])[:, ::-1], axis=1)[:, ::-1]
+    gap = nxt - prev - 1
+    short = (state == 0) & (prev >= 0) & (nxt < state.shape[1]) & (gap > 0) & (gap < stable_days)
+    return np.where(short, 1.0, state)
+
+
+def _icaht_grades(days_severe: np.ndarray, days_profound: np.ndarray, o: "IcahtOptions") -> np.ndarray:
+    """Early ICAHT grades from arrays of day counts at/below 0.5 and 0.1 x 10^9/L (Rejeski 2023)."""
+    g = sum((days_severe >= k).astype(int) for k in o.severe_days)
+    g3, g4 = o.profound_days
+    return np.maximum(g, np.where(days_profound >= g4, 4, np.where(days_profound >= g3, 3, 0)))
 
 
 def icaht_grade(days_severe: int, days_profound: int, o: "IcahtOptions" = IcahtOptions()) -> int:
     """Early ICAHT grade from the day counts at/below 0.5 and 0.1 x 10^9/L (Rejeski 2023)."""
-    g = sum(days_severe >= k for k in o.severe_days)
-    g3, g4 = o.profound_days
-    return int(max(g, 4 if days_profound >= g4 else (3 if days_profound >= g3 else 0)))
+    return int(_icaht_grades(np.array([days_severe]), np.array([days_profound]), o)[0])
 
 
-def _counts(state: np.ndarray, fill: float, o: IcahtOptions) -> int:
-    """Neutropenic days with undetermined days read as `fill`, after the transient-recovery rule."""
-    s = np.where(np.isnan(state), fill, state)
-    return int(_fill_transient(s, o.stable_recovery_days).sum())
+def _counts(state: np.ndarray, in_window: np.ndarray, fill: float, o: IcahtOptions) -> np.ndarray:
+    """Neutropenic days per patient with undetermined days read as `fill`, after the transient-recovery
+    rule (days outside the patient's window are 0, and come after it, so they neither count nor bridge)."""
+    s = np.where(in_window, np.where(np.isnan(state), fill, state), 0.0)
+    return _fill_transient(s, o.stable_recovery_days).sum(axis=1).astype(int)
 
 
 def _window_end(patients: pd.DataFrame, o: IcahtOptions) -> pd.Series:
@@ -100,47 +114,80 @@ def _window_end(patients: pd.DataFrame, o: IcahtOptions) -> pd.Series:
     return end
 
 
-def _anc_by_patient(anc: pd.DataFrame) -> dict:
-    """{patient: (sorted days, the lowest ANC of each day)} with one sort and split (no per-patient pandas)."""
+def _anc_samples(anc: pd.DataFrame, codes: pd.Index,
+                 o: IcahtOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The lowest ANC of each patient-day, sorted by patient (code in `codes`) and day: (owner code, day,
+    value, span), where code * span + day orders the samples and the grid days alike."""
     lowest = anc.groupby(["patient_id", "day"], observed=True, sort=True)["value"].min().reset_index()
-    pid = lowest["patient_id"].to_numpy()
-    cut = np.flatnonzero(pid[1:] != pid[:-1]) + 1
-    days = np.split(lowest["day"].to_numpy(dtype=float), cut)
-    values = np.split(lowest["value"].to_numpy(dtype=float), cut)
-    starts = np.r_[0, cut] if len(pid) else np.array([], dtype=int)
-    return {pid[i]: (d, v) for i, d, v in zip(starts, days, values)}
+    owner = codes.get_indexer(lowest["patient_id"])
+    lowest = lowest[owner >= 0]
+    owner, day = owner[owner >= 0], lowest["day"].to_numpy(dtype=float)
+    span = 2.0 * (max(np.abs(day).max(initial=0.0), abs(o.first_day), abs(o.last_day)) + 1.0)
+    order = np.argsort(owner * span + day, kind="stable")
+    return owner[order], day[order], lowest["value"].to_numpy(dtype=float)[order], span
+
+
+def _windows(patients: pd.DataFrame, o: IcahtOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The days first_day..last_day, which of them each patient's window holds (those before
+    min(last_day, _window_end) + 1, as np.arange counts them), and each window's last day (NaN if none)."""
+    last = np.minimum(float(o.last_day), _window_end(patients, o).to_numpy(dtype=float))
+    days = np.arange(o.first_day, o.last_day + 1, dtype=float)
+    in_window = days[None, :] < last[:, None] + 1
+    held = np.where(in_window, days[None, :], -np.inf).max(axis=1, initial=-np.inf)
+    return days, in_window, np.where(np.isfinite(held), held, np.nan)
 
 
 def early_icaht(labs: pd.DataFrame | None, patients: pd.DataFrame, options: IcahtOptions = IcahtOptions()) -> pd.DataFrame:
     """Per patient: window_end, n_anc (ANC values in the window), days_le_0_5_min/max, days_le_0_1_min/max,
     grade_low, grade_high, grade (Int64; missing unless both bounds agree) and status ('graded',
-    'too sparse to grade', 'no ANC in days 0-30')."""
+    'too sparse to grade', 'no ANC in days 0-30'). All patients at once: one row per patient, one column per
+    day of the window."""
     o = options
-    anc = labs[labs["analyte"] == "anc"].dropna(subset=["value"]) if labs is not None and "analyte" in labs.columns \
-        else pd.DataFrame({"patient_id": [], "day": [], "value": []})
-    by_patient = _anc_by_patient(anc)
-    end = _window_end(patients, o).to_dict()
-    rows = []
-    empty = (np.array([]), np.array([]))
-    for pid in patients["patient_id"]:
-        d, v = by_patient.get(pid, empty)
-        grid = np.arange(o.first_day, min(o.last_day, end[pid]) + 1, dtype=float)
-        n_in = int(((d >= o.first_day) & (d <= grid.max())).sum()) if len(grid) else 0
-        row = {"patient_id": pid, "window_end": float(grid.max()) if len(grid) else np.nan, "n_anc": n_in}
-        if n_in == 0:
-            rows.append({**row, "status": "no ANC in days 0-30"})
-            continue
-        s5, s1 = (_day_states(d, v, grid, t) for t in (o.severe_anc, o.profound_anc))
-        lo5, hi5, lo1, hi1 = _counts(s5, 0, o), _counts(s5, 1, o), _counts(s1, 0, o), _counts(s1, 1, o)
-        g_lo, g_hi = icaht_grade(lo5, lo1, o), icaht_grade(hi5, hi1, o)
-        rows.append({**row, "days_le_0_5_min": lo5, "days_le_0_5_max": hi5, "days_le_0_1_min": lo1,
-                     "days_le_0_1_max": hi1, "grade_low": g_lo, "grade_high": g_hi,
-                     "grade": g_lo if g_lo == g_hi else pd.NA,
-                     "status": "graded" if g_lo == g_hi else "too sparse to grade"})
     cols = ["patient_id", "window_end", "n_anc", "days_le_0_5_min", "days_le_0_5_max", "days_le_0_1_min",
             "days_le_0_1_max", "grade_low", "grade_high", "grade", "status"]
-    out = pd.DataFrame(rows).reindex(columns=cols)
-    return out.astype({"grade": "Int64", "grade_low": "Int64", "grade_high": "Int64"})
+    if patients.empty:
+        return pd.DataFrame([]).reindex(columns=cols).astype({"grade": "Int64", "grade_low": "Int64",
+                                                              "grade_high": "Int64"})
+    anc = labs[labs["analyte"] == "anc"].dropna(subset=["value"]) if labs is not None and "analyte" in labs.columns \
+        else pd.DataFrame({"patient_id": [], "day": [], "value": []})
+    ids = pd.Index(patients["patient_id"].drop_duplicates())
+    owner, day, value, span = _anc_samples(anc, ids, o)
+    code = ids.get_indexer(patients["patient_id"])
+    days, in_window, window_end = _windows(patients, o)
+    has_grid = ~np.isnan(window_end)
+    sample_key = owner * span + day
+    lo_key, hi_key = code * span + o.first_day, code * span + window_end
+    n_anc = np.where(has_grid, np.searchsorted(sample_key, hi_key, "right") - np.searchsorted(sample_key, lo_key),
+                     0)
+    grid_keys = (code[:, None] * span + days[None, :]).ravel()
+    grid_owner = np.repeat(code, len(days))
+    counts = {}
+    for name, threshold in (("0_5", o.severe_anc), ("0_1", o.profound_anc)):
+        state = _day_states(sample_key, (value <= threshold).astype(float), owner, grid_keys, grid_owner) \
+            if len(day) else np.full(len(grid_keys), np.nan)
+        state = state.reshape(len(code), len(days))
+        counts[f"days_le_{name}_min"] = _counts(state, in_window, 0, o)
+        counts[f"days_le_{name}_max"] = _counts(state, in_window, 1, o)
+    g_lo = _icaht_grades(counts["days_le_0_5_min"], counts["days_le_0_1_min"], o)
+    g_hi = _icaht_grades(counts["days_le_0_5_max"], counts["days_le_0_1_max"], o)
+    return _icaht_frame(patients, window_end, n_anc, counts, g_lo, g_hi)[cols]
+
+
+def _icaht_frame(patients: pd.DataFrame, window_end: np.ndarray, n_anc: np.ndarray, counts: dict,
+                 g_lo: np.ndarray, g_hi: np.ndarray) -> pd.DataFrame:
+    """early_icaht's frame: patients without an ANC in their window get only window_end, n_anc and status
+    (the day counts are then float with NaN, as a column with a gap is)."""
+    found = n_anc > 0
+    status = np.where(~found, "no ANC in days 0-30", np.where(g_lo == g_hi, "graded", "too sparse to grade"))
+    out = pd.DataFrame({"patient_id": patients["patient_id"].to_numpy(), "window_end": window_end,
+                        "n_anc": n_anc.astype(int)})
+    for name, values in {**counts, "grade_low": g_lo, "grade_high": g_hi}.items():
+        out[name] = values if found.all() else np.where(found, values, np.nan)
+    grade = pd.array(np.where(found & (g_lo == g_hi), g_lo, 0), dtype="Int64")
+    grade[~(found & (g_lo == g_hi))] = pd.NA
+    out["grade"] = grade
+    out["status"] = status.astype(object)
+    return out.astype({"grade_low": "Int64", "grade_high": "Int64"})
 
 
 def icaht_distribution(icaht: pd.DataFrame, options: IcahtOptions = IcahtOptions()) -> pd.DataFrame:

@@ -25,6 +25,14 @@ def p_text(p: float) -> str:
 
 
 # ----------------------------------------------------------------------------- shared results
+def _cached(page: Page, key: str, make) -> object:
+    """One computation per page (the ICANS course and early ICAHT feed several sections)."""
+    store = page.__dict__.setdefault("_toxicity_report", {})
+    if key not in store:
+        store[key] = make()
+    return store[key]
+
+
 def _crs_summary(page: Page) -> pd.DataFrame:
     """Per-patient CRS course under the cohort's primary scale (the same grading as the CRS chapter)."""
     graded = crs.grade_daily(page.data.daily, page.settings.crs_system, page.data.labs,
@@ -33,9 +41,16 @@ def _crs_summary(page: Page) -> pd.DataFrame:
 
 
 def icans_summary(page: Page) -> pd.DataFrame:
-    """Per-patient ICANS course with its timing against CRS and the reported grade beside it."""
-    graded = icans.grade_daily(page.data.daily, page.data.patients)
-    return icans.summarise_patients(graded, _crs_summary(page), page.data.patients)
+    """Per-patient ICANS course with its timing against CRS and the reported grade beside it (once per page)."""
+    def make() -> pd.DataFrame:
+        graded = icans.grade_daily(page.data.daily, page.data.patients)
+        return icans.summarise_patients(graded, _crs_summary(page), page.data.patients)
+    return _cached(page, "icans_summary", make).copy()
+
+
+def _early_icaht(page: Page) -> pd.DataFrame:
+    """Early ICAHT per patient (haematotox.early_icaht), computed once per page."""
+    return _cached(page, "early_icaht", lambda: haematotox.early_icaht(page.data.labs, page.data.patients)).copy()
 
 
 def _no_icans_columns(page: Page, what: str) -> Skipped | None:
@@ -161,7 +176,7 @@ def icans_links(page: Page) -> Shown | Skipped:
 @needs(tables=("labs",), what="early ICAHT")
 def early_icaht(page: Page) -> Shown | Skipped:
     """Early ICAHT grade (days 0-30) per patient and in the cohort, with the patients too sparse to grade."""
-    res = haematotox.early_icaht(page.data.labs, page.data.patients)
+    res = _early_icaht(page)
     if (res["status"] == "no ANC in days 0-30").all():
         return Skipped("early ICAHT", "the laboratory table has no neutrophil count (`anc`) in days 0-30.")
     dist = haematotox.icaht_distribution(res)
@@ -208,7 +223,7 @@ def hematotox_score(page: Page) -> Shown | Skipped:
     if (h["risk"] == "inputs incomplete").all():
         return Skipped("CAR-HEMATOTOX score", "no patient has all five baseline values (platelets, ANC, "
                        "haemoglobin, CRP, ferritin) before lymphodepletion.")
-    by = haematotox.icaht_by_risk(haematotox.early_icaht(page.data.labs, page.data.patients), h)
+    by = haematotox.icaht_by_risk(_early_icaht(page), h)
     n_all = len(h)
     df = pd.DataFrame({"CAR-HEMATOTOX": ["Low risk (score 0-1)", "High risk (score 2 or more)", "Inputs incomplete"],
                        "Patients": [fmt.count_pct(int((h["risk"] == r).sum()), n_all) for r in ("low", "high", "inputs incomplete")],

@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from helpers import crs, crs_severity as cs, published  # noqa: E402
+from helpers import crs, crs_severity as cs, published, stats  # noqa: E402
 from helpers.cohort import Cohort, Settings  # noqa: E402
 from test_crs import FEVER, _agreement_cohort, day_row, frame  # noqa: E402
 
@@ -426,3 +426,27 @@ def test_labels_for_markers_and_drivers():
     assert labels.crs_driver("organ:alt_ctcae3+") == "ALT CTCAE grade \u22653"
     assert labels.crs_driver("fever+hypoxia:nonrebreather") == "fever and non-rebreather mask"
     assert labels.crs_group("none") == "No CRS"
+
+
+def test_described_markers_have_the_summaries_of_the_full_comparison_and_no_test():
+    # describe_two_groups is compare_two_groups without the test: same summaries and counts, blank effect and p.
+    f = _comparison_frame().assign(any_vasopressor=lambda d: d["any_vasopressor"].astype("boolean"))
+    chosen = {"temp_max_c": cs.C, "any_vasopressor": cs.B}
+    full = stats.compare_two_groups(f, chosen, "severe_vs_mild")
+    d = cs.describe_two_groups(f, chosen, "severe_vs_mild")
+    assert d.columns.tolist() == full.columns.tolist()
+    same = ["variable", "n_group0", "n_group1", "summary_group0", "summary_group1"]
+    pd.testing.assert_frame_equal(d[same], full[same])
+    assert d[["effect", "effect_ci_low", "effect_ci_high", "p_value", "p_adj_bh"]].isna().all().all()
+    assert d["summary_group1"].tolist() == ["4.5 (4.25-4.75)", "2/2 (100.0%)"]  # R type-7 quartiles of 4, 5
+
+
+def test_agreement_and_drivers_from_scales_graded_once_equal_the_regrading_functions():
+    daily = _agreement_cohort()
+    graded = crs.grade_systems(daily)
+    summaries = {s: crs.summarise_patients(g, None) for s, g in graded.items()}
+    pd.testing.assert_frame_equal(crs.agreement_from_summaries(summaries), crs.agreement_table(daily, None))
+    course = crs.course_table(graded["astct"], None, summary=summaries["astct"])
+    pd.testing.assert_frame_equal(course, crs.course_table(graded["astct"]))
+    assert "episodes" not in summaries["astct"]  # the shared summary is not changed
+    pd.testing.assert_frame_equal(crs.drivers_from_graded(graded), crs.max_grade_drivers(daily))

@@ -126,3 +126,22 @@ def test_hematotox_baseline_is_last_value_before_lymphodepletion():
     assert (r["score"], r["risk"]) == (7.0, "high")
     r = ht.hematotox(labs[labs["analyte"] != "crp"], PATIENT).iloc[0]
     assert np.isnan(r["score"]) and r["risk"] == "inputs incomplete"
+
+
+def test_patients_graded_together_as_each_alone():
+    # All patients are graded in one pass (one sorted key over every patient's samples): a patient's
+    # neighbouring samples never come from another patient, and each window ends at that patient's own day.
+    labs = pd.concat([anc_labs({0: 0.3, 4: 0.3, 5: 1.5, 30: 1.5}, "A"),  # days 1-3 between two lows: neutropenic
+                      anc_labs({2: 1.5, 20: 0.05}, "B"),           # before day 2 undetermined: too sparse
+                      anc_labs({-3: 0.2}, "C"),                    # no ANC in days 0-30
+                      anc_labs({0: 0.3, 1: 0.3, 2: 0.3, 3: 0.3, 4: 2.0, 5: 0.4}, "D")], ignore_index=True)
+    patients = pd.DataFrame({"patient_id": ["A", "B", "C", "D", "E"], "os_days": [400.0, 400.0, 400.0, 4.0, 400.0]})
+    together = ht.early_icaht(labs, patients).set_index("patient_id")
+    for pid in patients["patient_id"]:
+        alone = ht.early_icaht(labs[labs["patient_id"] == pid], patients[patients["patient_id"] == pid])
+        pd.testing.assert_series_equal(together.loc[pid], alone.set_index("patient_id").loc[pid],
+                                       check_dtype=False)
+    assert together.loc["A", "days_le_0_5_min"] == 5 and together.loc["A", "grade"] == 1
+    assert together.loc["C", "status"] == together.loc["E", "status"] == "no ANC in days 0-30"
+    assert together.loc["D", "window_end"] == 4.0 and together.loc["D", "days_le_0_5_min"] == 4  # day 5 after death
+    assert together.loc["B", "status"] == "too sparse to grade"
