@@ -92,7 +92,7 @@ def hodges_lehmann(x0: np.ndarray, x1: np.ndarray, conf: float = 0.95) -> tuple[
     bounds can differ slightly from R in that case.
     """
     x0, x1 = np.asarray(x0, float), np.asarray(x1, float)
-    diffs = np.sort(np.subtract.outer(x1, x0).ravel())
+    diffs = np.subtract.outer(x1, x0).ravel()
     m, n, mn = len(x1), len(x0), len(x1) * len(x0)
     alpha = 1 - conf
     if _exact_wilcoxon(x0, x1):
@@ -103,7 +103,9 @@ def hodges_lehmann(x0: np.ndarray, x1: np.ndarray, conf: float = 0.95) -> tuple[
         z = ss.norm.ppf(1 - alpha / 2)
         qu = max(int(math.floor(mn / 2 - z * math.sqrt(mn * (m + n + 1) / 12))), 1)
         kind = "normal approx."
-    return float(np.median(diffs)), float(diffs[qu - 1]), float(diffs[mn - qu]), kind
+    middle = [(mn - 1) // 2, mn // 2]  # the median's order statistics (one when mn is odd)
+    ranked = np.partition(diffs, sorted({*middle, qu - 1, mn - qu}))  # 4 order statistics, not a full sort
+    return float(np.mean(ranked[middle])), float(ranked[qu - 1]), float(ranked[mn - qu]), kind
 
 
 # ---------------------------------------------------------------- contingency tables
