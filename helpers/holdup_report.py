@@ -33,10 +33,20 @@ def applies(fact: str) -> bool:
     return fact not in holdup.NO_CORRECTION or fact == "F10"
 
 
+def _reused(page) -> dict:
+    """The results the assessment computed once for several facts (kept on the page for its other sections)."""
+    return page.__dict__.setdefault("holdup_reuse", {})
+
+
 def _assessment(page) -> pd.DataFrame:
     if "holdup" not in page.__dict__:
-        page.__dict__["holdup"] = holdup.assess(page.data, page.pt)
+        page.__dict__["holdup"] = holdup.assess(page.data, page.pt, reuse=_reused(page))
     return page.__dict__["holdup"]
+
+
+def _crs_counts(page) -> pd.DataFrame:
+    """holdup.crs_counts_by_scale of the page's cohort, once per page (the F8 verdict graded it already)."""
+    return published.shared({"shared": _reused(page)}, "crs_counts", lambda: holdup.crs_counts_by_scale(page.data))
 
 
 def section_link(fact: str) -> str:
@@ -90,7 +100,7 @@ def verdicts(page) -> Shown:
 @needs(tables=("daily",), columns={"daily": crs.GRADING_NEEDS}, what="CRS counts under every grading scale")
 def crs_scales(page) -> Shown:
     """Any and severe CRS under each scale (graded from the daily record), against the published counts."""
-    v = holdup.scale_verdicts(holdup.crs_counts_by_scale(page.data))
+    v = holdup.scale_verdicts(_crs_counts(page))
     rows = []
     for r in v.itertuples():
         cells = {}

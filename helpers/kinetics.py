@@ -366,6 +366,18 @@ def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-dow
     return pd.DataFrame(rows, columns=cols)
 
 
+def peaks(kinetics: pd.DataFrame) -> pd.DataFrame:
+    """patient_id, cmax and tmax of every patient with a quantifiable post-infusion sample, as `nca` gives them
+    under the default BLQ rule (Cmax the highest value, Tmax the first day of it), without `nca`'s fits."""
+    _check_kinetics(kinetics)
+    d = post_infusion(kinetics).dropna(subset=[CONC]).sort_values(["patient_id", "day"], kind="stable")
+    d = d.reset_index(drop=True)
+    d = d[d.groupby("patient_id", sort=False)[CONC].transform("max") > 0]
+    first_max = d.groupby("patient_id", sort=True)[CONC].idxmax()  # the first row of the maximum, rows sorted by day
+    return pd.DataFrame({"patient_id": first_max.index.to_numpy(), "cmax": d.loc[first_max, CONC].to_numpy(dtype=float),
+                         "tmax": d.loc[first_max, "day"].to_numpy(dtype=float)})
+
+
 def _zero_floor(conc: pd.Series) -> float:
     """Half the lowest quantifiable value of the data set: the stand-in for LLOQ/2 on log scales."""
     positive = conc[conc > 0]
