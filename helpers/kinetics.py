@@ -227,18 +227,23 @@ def auc_interval(days, conc, start: float = 0.0, end: float = 28.0, method: str 
     if not end > start:
         raise ValueError(f"end ({end}) must be after start ({start})")
     t, c = _profile_arrays(days, conc)
+    extrapolate = c.size > 0 and end > t[-1] and c[-1] > 0
+    lam = _half_life(t, c, _first_tmax(t, c), 3)["lambda_z"] if extrapolate else float("nan")
+    return _auc(t, c, start, end, method, lam)
+
+
+def _auc(t: np.ndarray, c: np.ndarray, start: float, end: float, method: str, lam: float) -> float:
+    """`auc_interval` of a sorted, cleaned profile; `lam` is its lambda_z (NaN when none qualifies), used only
+    to extrapolate past a quantifiable last sample."""
     if c.size == 0:
         return float("nan")
     if not (c > 0).any():
         return 0.0
-    lam = float("nan")
-    if end > t[-1] and c[-1] > 0:
-        lam = terminal_half_life(t, c, tmax=_first_tmax(t, c))["lambda_z"]
-        if not np.isfinite(lam):
-            return float("nan")
+    if end > t[-1] and c[-1] > 0 and not np.isfinite(lam):
+        return float("nan")
     if start < t[0]:
-        t, c = np.r_[start, t], np.r_[0.0, c]
-    knots = np.unique(np.r_[start, end, t[(t > start) & (t < end)]])
+        t, c = np.concatenate(([start], t)), np.concatenate(([0.0], c))
+    knots = np.unique(np.concatenate(([start, end], t[(t > start) & (t < end)])))
     return float(sum(_piece_area(t, c, a, b, method, lam) for a, b in zip(knots[:-1], knots[1:])))
 
 
@@ -247,7 +252,7 @@ def _loglinear_fit(t: np.ndarray, c: np.ndarray) -> dict:
     """Least-squares fit of ln(c) on t: slope, R^2 and adjusted R^2 = 1 - (1 - R^2)(n - 1)/(n - 2)."""
     y = np.log(c)
     n = t.size
-    tc, yc = t - t.mean(), y - y.mean()
+    tc, yc = t - t.sum() / n, y - y.sum() / n  # = t.mean(), y.mean() (numpy's mean is sum / n), without its overhead
     slope = float((tc * yc).sum() / (tc**2).sum())
     ss_res = float(((yc - slope * tc) ** 2).sum())
     ss_tot = float((yc**2).sum())
@@ -267,7 +272,11 @@ def terminal_half_life(days, conc, tmax: float, min_points: int = 3) -> dict:
     """
     if min_points < 3:
         raise ValueError("min_points must be >= 3 (adjusted R^2 needs n > 2)")
-    t, c = _profile_arrays(days, conc)
+    return _half_life(*_profile_arrays(days, conc), tmax, min_points)
+
+
+def _half_life(t: np.ndarray, c: np.ndarray, tmax: float, min_points: int) -> dict:
+    """`terminal_half_life` of a sorted, cleaned profile (what `nca` has already made of its samples)."""
     out = {"half_life": np.nan, "lambda_z": np.nan, "adj_r2": np.nan, "n_points": 0,
            "first_day": np.nan, "last_day": np.nan}
     if not np.isfinite(tmax):
@@ -299,7 +308,11 @@ def doubling_time(days, conc, tmax: float, min_points: int = 3) -> dict:
     """
     if min_points < 2:
         raise ValueError("min_points must be >= 2")
-    t, c = _profile_arrays(days, conc)
+    return _doubling(*_profile_arrays(days, conc), tmax, min_points)
+
+
+def _doubling(t: np.ndarray, c: np.ndarray, tmax: float, min_points: int) -> dict:
+    """`doubling_time` of a sorted, cleaned profile."""
     out = {"doubling_time": np.nan, "adj_r2": np.nan, "n_points": 0}
     if not np.isfinite(tmax):
         return out
@@ -321,28 +334,54 @@ def _nca_one(t: np.ndarray, c: np.ndarray, end: float, method: str) -> dict:
     tmax = _first_tmax(t, c)
     tlast = float(t[quant][-1]) if quant.any() else float("nan")
     clast = float(c[quant][-1]) if quant.any() else float("nan")
-    hl = terminal_half_life(t, c, tmax)
-    dt = doubling_time(t, c, tmax)
-    return {"cmax": cmax, "tmax": tmax, f"auc_0_{end:g}": auc_interval(t, c, 0.0, end, method),
+    hl = _half_life(t, c, tmax, 3)  # once: the AUC extrapolates with the same lambda_z
+    dt = _doubling(t, c, tmax, 3)
+    return {"cmax": cmax, "tmax": tmax, f"auc_0_{end:g}": _auc(t, c, 0.0, end, method, hl["lambda_z"]),
             "tlast": tlast, "clast": clast, "persistence_day": tlast,
             "doubling_time": dt["doubling_time"], "doubling_adj_r2": dt["adj_r2"],
             "half_life": hl["half_life"], "half_life_adj_r2": hl["adj_r2"], "half_life_n": hl["n_points"]}
 
 
-def _profiles(kinetics: pd.DataFrame):
-    """Per patient (sorted ids): id, number of non-missing samples, and its days and concentrations
-    sorted by day (stable), missing concentrations dropped; one sort and split instead of a groupby loop."""
+def _sorted_samples(kinetics: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
+    """Patient ids (sorted) and, over all patients at once, each sample's patient code (position in the ids), day
+    and concentration, sorted by patient then day (stable), missing concentrations dropped."""
     code = kinetics.groupby("patient_id", sort=True).ngroup().to_numpy()
     ids = kinetics.groupby("patient_id", sort=True).size().index
     ok = (code >= 0) & kinetics[CONC].notna().to_numpy()
     d = pd.DataFrame({"code": code[ok], "day": kinetics["day"].to_numpy()[ok],
                       "conc": kinetics[CONC].to_numpy()[ok]}).sort_values(["code", "day"], kind="stable")
-    codes = d["code"].to_numpy()
-    day, conc = d["day"].to_numpy(dtype=float), d["conc"].to_numpy(dtype=float)
+    return ids, d["code"].to_numpy(), d["day"].to_numpy(dtype=float), d["conc"].to_numpy(dtype=float)
+
+
+def _blq_keep_all(codes: np.ndarray, c: np.ndarray, rule: BLQRule) -> np.ndarray:
+    """`_blq_keep` of every profile at once (samples sorted by patient code, then day)."""
+    idx = np.arange(c.size)
+    quantified = pd.Series(np.where(c > 0, idx, np.nan)).groupby(codes)
+    first_pos, last_pos = quantified.transform("min").to_numpy(), quantified.transform("max").to_numpy()
+    zero, none = c == 0, np.isnan(first_pos)  # a profile with no quantifiable sample: every BLQ is a "first" one
+    first = zero & (none | (idx < first_pos))
+    last = zero & ~none & (idx > last_pos)
+    middle = zero & ~first & ~last
+    drop = (((rule.first == "drop") & first) | ((rule.middle == "drop") & middle)
+            | ((rule.last == "drop") & last))
+    return ~drop
+
+
+def _clean_profiles(kinetics: pd.DataFrame, rule: BLQRule):
+    """Per patient (sorted ids): id, number of non-missing samples, and its days and concentrations after the BLQ
+    rule, sorted by day; checked all at once (one sort and split instead of a groupby loop)."""
+    ids, codes, day, conc = _sorted_samples(kinetics)
+    n_samples = np.bincount(codes, minlength=len(ids))
+    keep = _blq_keep_all(codes, conc, rule)
+    codes, day, conc = codes[keep], day[keep], conc[keep]
+    bad = (conc < 0) | np.r_[False, (codes[1:] == codes[:-1]) & (day[1:] == day[:-1])]
     bounds = np.searchsorted(codes, np.arange(len(ids) + 1))
+    if bad.any():  # the first faulty profile's own check raises, with the message a single profile gets
+        i = codes[bad][0]
+        _profile_arrays(day[bounds[i]:bounds[i + 1]], conc[bounds[i]:bounds[i + 1]])
     for i, pid in enumerate(ids):
         a, b = bounds[i], bounds[i + 1]
-        yield pid, int(b - a), day[a:b], conc[a:b]
+        yield pid, int(n_samples[i]), day[a:b], conc[a:b]
 
 
 def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-down",
@@ -356,10 +395,10 @@ def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-dow
     """
     _check_kinetics(kinetics)
     _check_method(method)
+    if not end > 0:
+        raise ValueError(f"end ({end}) must be after start (0.0)")
     rows = []
-    for pid, n, day, conc in _profiles(post_infusion(kinetics)):
-        keep = _blq_keep(conc, blq)
-        t, c = _profile_arrays(day[keep], conc[keep])
+    for pid, n, t, c in _clean_profiles(post_infusion(kinetics), blq):
         rows.append({"patient_id": pid, "n_samples": n, **_nca_one(t, c, end, method)})
     cols = ["patient_id", "n_samples", "cmax", "tmax", f"auc_0_{end:g}", "tlast", "clast", "persistence_day",
             "doubling_time", "doubling_adj_r2", "half_life", "half_life_adj_r2", "half_life_n"]
