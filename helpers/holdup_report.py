@@ -128,14 +128,20 @@ def share_text(row) -> str:
     return f"{fmt.pct(row['share'])} ({fmt.ci(100 * row['ci_low'], 100 * row['ci_high'], 1)})"
 
 
-def _stored(folder) -> tuple[pd.DataFrame, dict] | None:
-    return fragility.read(resolve(folder))
+def _stored(page, folder) -> tuple[pd.DataFrame, dict] | None:
+    """The stored run's shares (helpers.fragility.shares) and its description, read once per page and folder."""
+    memo = page.__dict__.setdefault("fragility_runs", {})
+    key = str(resolve(folder))
+    if key not in memo:
+        stored = fragility.read(resolve(folder))
+        memo[key] = None if stored is None else (fragility.shares(stored[0]), stored[1])
+    return memo[key]
 
 
 def fragility_shares(page, folder=fragility.RESULT_DIR) -> pd.DataFrame | None:
     """The stored run's shares (helpers.fragility.shares), or None when no run is stored."""
-    stored = _stored(folder)
-    return None if stored is None else fragility.shares(stored[0])
+    stored = _stored(page, folder)
+    return None if stored is None else stored[0]
 
 
 def _fragility_frame(sh: pd.DataFrame, sizes: list[int]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
@@ -155,11 +161,10 @@ def _fragility_frame(sh: pd.DataFrame, sizes: list[int]) -> tuple[pd.DataFrame, 
 
 def fragility_section(page, folder=fragility.RESULT_DIR) -> Shown | Skipped:
     """Share of simulated cohorts (other seeds) reproducing each fact, at the published size and this cohort's."""
-    stored = _stored(folder)
+    stored = _stored(page, folder)
     if stored is None:
         return Skipped("fragility", "no stored fragility run; `python -m helpers fragility --workers 2` makes one.")
-    frame, meta = stored
-    sh = fragility.shares(frame)
+    sh, meta = stored
     own = len(page.data.patients)
     sizes = [n for n in dict.fromkeys([published.PUBLISHED_N, own]) if n in set(sh["n"])]
     shown, spanners = _fragility_frame(sh, sizes)
