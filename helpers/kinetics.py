@@ -328,7 +328,8 @@ def _doubling(t: np.ndarray, c: np.ndarray, tmax: float, min_points: int) -> dic
 
 # ----------------------------------------------------------------------------- per-patient NCA
 def _nca_one(t: np.ndarray, c: np.ndarray, end: float, method: str) -> dict:
-    """NCA parameters of one BLQ-cleaned, sorted profile."""
+    """NCA parameters of one BLQ-cleaned, sorted profile: the definition `nca` computes for all patients at once
+    (tests/test_kinetics.py checks that both give the same numbers, bit for bit)."""
     quant = c > 0
     cmax = float(c.max()) if c.size else float("nan")
     tmax = _first_tmax(t, c)
@@ -367,9 +368,10 @@ def _blq_keep_all(codes: np.ndarray, c: np.ndarray, rule: BLQRule) -> np.ndarray
     return ~drop
 
 
-def _clean_profiles(kinetics: pd.DataFrame, rule: BLQRule):
-    """Per patient (sorted ids): id, number of non-missing samples, and its days and concentrations after the BLQ
-    rule, sorted by day; checked all at once (one sort and split instead of a groupby loop)."""
+def _clean_samples(kinetics: pd.DataFrame, rule: BLQRule):
+    """Patient ids (sorted), their numbers of non-missing samples, and every sample after the BLQ rule as arrays
+    (patient code, day, concentration; sorted by patient then day) with each patient's bounds in them; every
+    profile checked at once (one sort and split instead of a groupby loop)."""
     ids, codes, day, conc = _sorted_samples(kinetics)
     n_samples = np.bincount(codes, minlength=len(ids))
     keep = _blq_keep_all(codes, conc, rule)
@@ -379,9 +381,83 @@ def _clean_profiles(kinetics: pd.DataFrame, rule: BLQRule):
     if bad.any():  # the first faulty profile's own check raises, with the message a single profile gets
         i = codes[bad][0]
         _profile_arrays(day[bounds[i]:bounds[i + 1]], conc[bounds[i]:bounds[i + 1]])
-    for i, pid in enumerate(ids):
-        a, b = bounds[i], bounds[i + 1]
-        yield pid, int(n_samples[i]), day[a:b], conc[a:b]
+    return ids, n_samples, codes, day, conc, bounds
+
+
+def _loglinear_rows(t: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and adjusted R^2 of `_loglinear_fit` for each row of t, c (windows of one length), all at once.
+
+    numpy sums each row of a C-ordered array exactly as it sums that window alone, so every number is the one
+    `_loglinear_fit` gives (tests/test_kinetics.py compares them bit for bit)."""
+    y = np.log(c)
+    n = t.shape[1]
+    tc, yc = t - t.sum(axis=1, keepdims=True) / n, y - y.sum(axis=1, keepdims=True) / n
+    slope = (tc * yc).sum(axis=1) / (tc**2).sum(axis=1)
+    ss_res = ((yc - slope[:, None] * tc) ** 2).sum(axis=1)
+    ss_tot = (yc**2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
+    adj = 1.0 - (1.0 - r2) * (n - 1) / (n - 2) if n > 2 else np.full(len(t), np.nan)
+    return slope, adj
+
+
+def _window_fits(t: np.ndarray, c: np.ndarray, ends: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and adjusted R^2 of the log-linear fit of each window t[end - size:end] (one per entry of ends, sizes)."""
+    slope, adj = np.full(sizes.size, np.nan), np.full(sizes.size, np.nan)
+    for k in np.unique(sizes):
+        rows = np.flatnonzero(sizes == k)
+        idx = ends[rows, None] - k + np.arange(k)
+        slope[rows], adj[rows] = _loglinear_rows(t[idx], c[idx])
+    return slope, adj
+
+
+def _peak_params(codes: np.ndarray, t: np.ndarray, c: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Per patient code 0..n-1: cmax, tmax (first day of the maximum), tlast and clast (last quantifiable sample);
+    NaN where `_nca_one` gives NaN (no sample; tmax, tlast, clast also when nothing is quantifiable)."""
+    conc = pd.Series(c)
+    cmax = conc.groupby(codes).max().reindex(range(n)).to_numpy(dtype=float)
+    first_max = conc.groupby(codes).idxmax().reindex(range(n))
+    tmax = np.full(n, np.nan)
+    peaked = cmax > 0
+    tmax[peaked] = t[first_max[peaked].to_numpy(dtype=int)]
+    last = pd.Series(np.flatnonzero(c > 0)).groupby(codes[c > 0]).last().reindex(range(n))
+    tlast, clast = np.full(n, np.nan), np.full(n, np.nan)
+    seen = last.notna().to_numpy()
+    tlast[seen], clast[seen] = t[last[seen].to_numpy(dtype=int)], c[last[seen].to_numpy(dtype=int)]
+    return {"cmax": cmax, "tmax": tmax, "tlast": tlast, "clast": clast}
+
+
+def _half_lives(codes: np.ndarray, t: np.ndarray, c: np.ndarray, tmax: np.ndarray, n: int) -> pd.DataFrame:
+    """`_half_life` (min_points 3) of every patient at once: half_life, lambda_z, adj_r2, n_points per code 0..n-1."""
+    cand = (c > 0) & (t > tmax[codes])  # NaN tmax (nothing quantifiable): no candidate
+    cc, ct, ccode = c[cand], t[cand], codes[cand]
+    m = np.bincount(ccode, minlength=n)
+    ends = np.cumsum(m)
+    owner = np.repeat(np.arange(n), np.maximum(m - 2, 0))  # one fit per k = 3..m of each patient
+    k = np.concatenate([np.arange(3, mi + 1) for mi in m]) if len(owner) else np.zeros(0, int)
+    slope, adj = _window_fits(ct, cc, ends[owner], k)
+    fits = pd.DataFrame({"code": owner, "k": k, "slope": slope, "adj": adj})
+    best = fits.groupby("code")["adj"].transform("max")
+    chosen = fits[(fits["slope"] < 0) & (fits["adj"] > best - ADJ_R2_FACTOR)].groupby("code").last()
+    out = pd.DataFrame({"half_life": np.nan, "lambda_z": np.nan, "adj_r2": np.nan, "n_points": 0}, index=range(n))
+    lam = -chosen["slope"].to_numpy(dtype=float)
+    out.loc[chosen.index, ["half_life", "lambda_z", "adj_r2"]] = np.column_stack(
+        [np.log(2) / lam, lam, chosen["adj"].to_numpy(dtype=float)])
+    out.loc[chosen.index, "n_points"] = chosen["k"].to_numpy()
+    return out
+
+
+def _doublings(codes: np.ndarray, t: np.ndarray, c: np.ndarray, tmax: np.ndarray, n: int) -> pd.DataFrame:
+    """`_doubling` (min_points 3) of every patient at once: doubling_time, adj_r2, n_points per code 0..n-1."""
+    use = (c > 0) & (t <= tmax[codes])
+    m = np.bincount(codes[use], minlength=n)
+    fit = np.flatnonzero(m >= 3)
+    slope, adj = _window_fits(t[use], c[use], np.cumsum(m)[fit], m[fit])
+    rising = slope > 0
+    out = pd.DataFrame({"doubling_time": np.nan, "adj_r2": np.nan, "n_points": 0}, index=range(n))
+    out.loc[fit[rising], ["doubling_time", "adj_r2"]] = np.column_stack([np.log(2) / slope[rising], adj[rising]])
+    out.loc[fit[rising], "n_points"] = m[fit][rising]
+    return out
 
 
 def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-down",
@@ -397,12 +473,22 @@ def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-dow
     _check_method(method)
     if not end > 0:
         raise ValueError(f"end ({end}) must be after start (0.0)")
-    rows = []
-    for pid, n, t, c in _clean_profiles(post_infusion(kinetics), blq):
-        rows.append({"patient_id": pid, "n_samples": n, **_nca_one(t, c, end, method)})
     cols = ["patient_id", "n_samples", "cmax", "tmax", f"auc_0_{end:g}", "tlast", "clast", "persistence_day",
             "doubling_time", "doubling_adj_r2", "half_life", "half_life_adj_r2", "half_life_n"]
-    return pd.DataFrame(rows, columns=cols)
+    ids, n_samples, codes, t, c, bounds = _clean_samples(post_infusion(kinetics), blq)
+    if not len(ids):
+        return pd.DataFrame([], columns=cols)
+    n = len(ids)  # every patient at once; only the AUC (a few pieces per profile) is integrated one profile at a time
+    peak = _peak_params(codes, t, c, n)
+    hl, dt = _half_lives(codes, t, c, peak["tmax"], n), _doublings(codes, t, c, peak["tmax"], n)
+    auc = [_auc(t[a:b], c[a:b], 0.0, end, method, lam) for a, b, lam in zip(bounds[:-1], bounds[1:], hl["lambda_z"])]
+    return pd.DataFrame({
+        "patient_id": ids.to_numpy(), "n_samples": n_samples, "cmax": peak["cmax"], "tmax": peak["tmax"],
+        f"auc_0_{end:g}": np.asarray(auc, dtype=float), "tlast": peak["tlast"], "clast": peak["clast"],
+        "persistence_day": peak["tlast"], "doubling_time": dt["doubling_time"].to_numpy(dtype=float),
+        "doubling_adj_r2": dt["adj_r2"].to_numpy(dtype=float), "half_life": hl["half_life"].to_numpy(dtype=float),
+        "half_life_adj_r2": hl["adj_r2"].to_numpy(dtype=float), "half_life_n": hl["n_points"].to_numpy(dtype="int64"),
+    }, columns=cols)
 
 
 def peaks(kinetics: pd.DataFrame) -> pd.DataFrame:
