@@ -447,6 +447,67 @@ def _half_lives(codes: np.ndarray, t: np.ndarray, c: np.ndarray, tmax: np.ndarra
     return out
 
 
+def _interp_all(t1, t2, c1, c2, x, log: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """`_interp` of many pieces at once (arrays; `log` and `zero` say each segment's rule)."""
+    f = (x - t1) / (t2 - t1)
+    out = c1 + f * (c2 - c1)
+    out[log] = np.exp(np.log(c1[log]) + f[log] * (np.log(c2[log]) - np.log(c1[log])))
+    out[zero] = 0.0
+    return out
+
+
+def _aucs(codes: np.ndarray, t: np.ndarray, c: np.ndarray, n: int, end: float, method: str,
+          lam: np.ndarray) -> np.ndarray:
+    """`_auc` over [0, end] of every patient at once: a piece per sampling segment up to `end`, plus the
+    extrapolated piece after a last sample before `end`; each patient's pieces added in order, as `_auc` adds them."""
+    first = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, bool)
+    origin = first & (t > 0)  # before the first sample the curve starts from 0 at day 0 (PKNCA conc.origin)
+    where = np.flatnonzero(origin)
+    at = np.insert(np.arange(len(t)), where, where)  # each point's sample (the origin's: the one after it)
+    added = np.insert(np.zeros(len(t), bool), where, True)
+    code, tt, cc = codes[at], np.where(added, 0.0, t[at]), np.where(added, 0.0, c[at])
+    last = np.r_[code[1:] != code[:-1], True] if len(code) else np.zeros(0, bool)
+    piece = tt < end  # the piece starting at each point before `end`
+    nxt = np.minimum(np.arange(len(tt)) + 1, max(len(tt) - 1, 0))
+    a, b = tt, np.where(last, end, np.minimum(tt[nxt], end))
+    c1, c2, t2 = cc, cc[nxt], tt[nxt]
+    inside = piece & ~last
+    zero = (c1 == 0) & (c2 == 0)
+    log = ~zero & (method == "lin-up/log-down") & (0 < c2) & (c2 < c1)
+    area = np.zeros(len(tt))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        i = np.flatnonzero(inside)
+        ca = _interp_all(a[i], t2[i], c1[i], c2[i], a[i], log[i], zero[i])
+        cb = _interp_all(a[i], t2[i], c1[i], c2[i], b[i], log[i], zero[i])
+        lin = (b[i] - a[i]) * (ca + cb) / 2.0
+        lg = (b[i] - a[i]) * (cb - ca) / np.log(cb / ca)
+        area[i] = np.where(zero[i], 0.0, np.where(log[i], lg, lin))
+        p = np.flatnonzero(piece & last & (cc > 0))  # after the last sample: Clast exp(-lambda_z (t - tlast))
+        lz = lam[code[p]]
+        ea, eb = cc[p] * np.exp(-lz * (a[p] - tt[p])), cc[p] * np.exp(-lz * (b[p] - tt[p]))
+        area[p] = (ea - eb) / lz
+    total = _sum_in_order(code[piece], area[piece], n)
+    quantified = np.bincount(codes[c > 0], minlength=n) > 0
+    sampled = np.bincount(codes, minlength=n) > 0
+    ends_quantified = np.zeros(n, bool)
+    ends_quantified[code[last]] = (tt[last] < end) & (cc[last] > 0)
+    total[~quantified] = 0.0
+    total[~sampled | (ends_quantified & ~np.isfinite(lam))] = np.nan
+    return total
+
+
+def _sum_in_order(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per group 0..n-1, its values (sorted by group) added left to right from 0, as Python's sum() adds them."""
+    count = np.bincount(groups, minlength=n)
+    rank = np.arange(len(groups)) - np.repeat(np.cumsum(count) - count, count)
+    table = np.zeros((n, count.max() if n and len(groups) else 0))
+    table[groups, rank] = values
+    total = np.zeros(n)
+    for column in table.T:  # 0 + a0 + a1 + ...; the zeros after a short profile's last piece change nothing
+        total = total + column
+    return total
+
+
 def _doublings(codes: np.ndarray, t: np.ndarray, c: np.ndarray, tmax: np.ndarray, n: int) -> pd.DataFrame:
     """`_doubling` (min_points 3) of every patient at once: doubling_time, adj_r2, n_points per code 0..n-1."""
     use = (c > 0) & (t <= tmax[codes])
@@ -478,10 +539,10 @@ def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-dow
     ids, n_samples, codes, t, c, bounds = _clean_samples(post_infusion(kinetics), blq)
     if not len(ids):
         return pd.DataFrame([], columns=cols)
-    n = len(ids)  # every patient at once; only the AUC (a few pieces per profile) is integrated one profile at a time
+    n = len(ids)  # every patient at once
     peak = _peak_params(codes, t, c, n)
     hl, dt = _half_lives(codes, t, c, peak["tmax"], n), _doublings(codes, t, c, peak["tmax"], n)
-    auc = [_auc(t[a:b], c[a:b], 0.0, end, method, lam) for a, b, lam in zip(bounds[:-1], bounds[1:], hl["lambda_z"])]
+    auc = _aucs(codes, t, c, n, float(end), method, hl["lambda_z"].to_numpy(dtype=float))
     return pd.DataFrame({
         "patient_id": ids.to_numpy(), "n_samples": n_samples, "cmax": peak["cmax"], "tmax": peak["tmax"],
         f"auc_0_{end:g}": np.asarray(auc, dtype=float), "tlast": peak["tlast"], "clast": peak["clast"],
