@@ -131,7 +131,7 @@ def expansion_lines(page) -> list[dict]:
     """Geometric mean Cmax with its t-based 95% CI on the log scale, and median Tmax (range)."""
     if not page.data.has("kinetics"):
         return []
-    params = kinetics.peaks(page.data.kinetics)  # nca()'s Cmax and Tmax, without its fits
+    params = kinetics.nca(page.data.kinetics)
     pos = np.log(params.loc[params["cmax"] > 0, "cmax"].to_numpy(dtype=float))
     if pos.size < 2:
         return []

@@ -370,8 +370,7 @@ def _blq_keep_all(codes: np.ndarray, c: np.ndarray, rule: BLQRule) -> np.ndarray
 
 def _clean_samples(kinetics: pd.DataFrame, rule: BLQRule):
     """Patient ids (sorted), their numbers of non-missing samples, and every sample after the BLQ rule as arrays
-    (patient code, day, concentration; sorted by patient then day) with each patient's bounds in them; every
-    profile checked at once (one sort and split instead of a groupby loop)."""
+    (patient code, day, concentration; sorted by patient then day); every profile checked at once."""
     ids, codes, day, conc = _sorted_samples(kinetics)
     n_samples = np.bincount(codes, minlength=len(ids))
     keep = _blq_keep_all(codes, conc, rule)
@@ -381,7 +380,7 @@ def _clean_samples(kinetics: pd.DataFrame, rule: BLQRule):
     if bad.any():  # the first faulty profile's own check raises, with the message a single profile gets
         i = codes[bad][0]
         _profile_arrays(day[bounds[i]:bounds[i + 1]], conc[bounds[i]:bounds[i + 1]])
-    return ids, n_samples, codes, day, conc, bounds
+    return ids, n_samples, codes, day, conc
 
 
 def _loglinear_rows(t: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -447,7 +446,8 @@ def _half_lives(codes: np.ndarray, t: np.ndarray, c: np.ndarray, tmax: np.ndarra
     return out
 
 
-def _interp_all(t1, t2, c1, c2, x, log: np.ndarray, zero: np.ndarray) -> np.ndarray:
+def _interp_all(t1: np.ndarray, t2: np.ndarray, c1: np.ndarray, c2: np.ndarray, x: np.ndarray, log: np.ndarray,
+                zero: np.ndarray) -> np.ndarray:
     """`_interp` of many pieces at once (arrays; `log` and `zero` say each segment's rule)."""
     f = (x - t1) / (t2 - t1)
     out = c1 + f * (c2 - c1)
@@ -536,7 +536,7 @@ def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-dow
         raise ValueError(f"end ({end}) must be after start (0.0)")
     cols = ["patient_id", "n_samples", "cmax", "tmax", f"auc_0_{end:g}", "tlast", "clast", "persistence_day",
             "doubling_time", "doubling_adj_r2", "half_life", "half_life_adj_r2", "half_life_n"]
-    ids, n_samples, codes, t, c, bounds = _clean_samples(post_infusion(kinetics), blq)
+    ids, n_samples, codes, t, c = _clean_samples(post_infusion(kinetics), blq)
     if not len(ids):
         return pd.DataFrame([], columns=cols)
     n = len(ids)  # every patient at once
@@ -545,23 +545,11 @@ def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-dow
     auc = _aucs(codes, t, c, n, float(end), method, hl["lambda_z"].to_numpy(dtype=float))
     return pd.DataFrame({
         "patient_id": ids.to_numpy(), "n_samples": n_samples, "cmax": peak["cmax"], "tmax": peak["tmax"],
-        f"auc_0_{end:g}": np.asarray(auc, dtype=float), "tlast": peak["tlast"], "clast": peak["clast"],
+        f"auc_0_{end:g}": auc, "tlast": peak["tlast"], "clast": peak["clast"],
         "persistence_day": peak["tlast"], "doubling_time": dt["doubling_time"].to_numpy(dtype=float),
         "doubling_adj_r2": dt["adj_r2"].to_numpy(dtype=float), "half_life": hl["half_life"].to_numpy(dtype=float),
         "half_life_adj_r2": hl["adj_r2"].to_numpy(dtype=float), "half_life_n": hl["n_points"].to_numpy(dtype="int64"),
     }, columns=cols)
-
-
-def peaks(kinetics: pd.DataFrame) -> pd.DataFrame:
-    """patient_id, cmax and tmax of every patient with a quantifiable post-infusion sample, as `nca` gives them
-    under the default BLQ rule (Cmax the highest value, Tmax the first day of it), without `nca`'s fits."""
-    _check_kinetics(kinetics)
-    d = post_infusion(kinetics).dropna(subset=[CONC]).sort_values(["patient_id", "day"], kind="stable")
-    d = d.reset_index(drop=True)
-    d = d[d.groupby("patient_id", sort=False)[CONC].transform("max") > 0]
-    first_max = d.groupby("patient_id", sort=True)[CONC].idxmax()  # the first row of the maximum, rows sorted by day
-    return pd.DataFrame({"patient_id": first_max.index.to_numpy(), "cmax": d.loc[first_max, CONC].to_numpy(dtype=float),
-                         "tmax": d.loc[first_max, "day"].to_numpy(dtype=float)})
 
 
 def _zero_floor(conc: pd.Series) -> float:

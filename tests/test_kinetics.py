@@ -567,23 +567,7 @@ def test_only_pre_infusion_samples_give_no_nca_row():
     assert peak_expansion(kin)["patient_id"].tolist() == ["P02"]
 
 
-# ----------------------------------------------------------------------------- speed: peaks, checks at once
-def test_peaks_are_the_nca_cmax_and_tmax():
-    from helpers.kinetics import peaks
-
-    # P1: a tie at the maximum (Tmax is its first day); P2 never quantifiable; P3 only missing values;
-    # P4 a higher pre-infusion sample (not the peak); rows shuffled
-    kin = pd.DataFrame({"patient_id": ["P1"] * 4 + ["P2"] * 2 + ["P3"] + ["P4"] * 3,
-                        "day": [0.0, 7.0, 10.0, 14.0, 1.0, 7.0, 3.0, -2.0, 7.0, 14.0],
-                        CONC: [0.0, 100.0, 100.0, 50.0, 0.0, 0.0, np.nan, 9000.0, 300.0, 20.0]})
-    kin = kin.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    got = peaks(kin)
-    assert got.to_dict("list") == {"patient_id": ["P1", "P4"], "cmax": [100.0, 300.0], "tmax": [7.0, 7.0]}
-    full = nca(kin)
-    full = full[full["cmax"] > 0][["patient_id", "cmax", "tmax"]].reset_index(drop=True)
-    pd.testing.assert_frame_equal(got, full, check_exact=True)
-
-
+# ----------------------------------------------------------------------------- speed: all patients at once
 def test_nca_checks_each_profile_after_its_blq_rule():
     # two samples on day 5, one of them a BLQ zero between quantifiable ones: dropped by the default rule, so the
     # profile is valid; kept ('middle' = keep), the profile has two samples on one day
