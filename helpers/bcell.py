@@ -32,12 +32,14 @@ class BcellOptions:
     hypogamma_below: float = 4.0
 
 
-def _samples(labs: pd.DataFrame | None, analyte: str) -> pd.DataFrame:
-    """Post-infusion values of one analyte, sorted by patient and day."""
+def _samples(labs: pd.DataFrame | None, analytes: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """Post-infusion values of each analyte, sorted by patient and day (the labs table scanned once for all)."""
+    empty = pd.DataFrame({"patient_id": [], "day": [], "value": []})
     if labs is None or "analyte" not in labs.columns:
-        return pd.DataFrame({"patient_id": [], "day": [], "value": []})
-    s = labs[(labs["analyte"] == analyte) & (labs["day"] >= 0)].dropna(subset=["value"])
-    return s[["patient_id", "day", "value"]].sort_values(["patient_id", "day"], kind="stable")
+        return {a: empty for a in analytes}
+    s = labs[labs["analyte"].isin(analytes) & (labs["day"] >= 0)].dropna(subset=["value"])
+    s = s.sort_values(["patient_id", "day"], kind="stable")
+    return {a: s.loc[s["analyte"] == a, ["patient_id", "day", "value"]] for a in analytes}
 
 
 def _first_day(s: pd.DataFrame, mask: pd.Series, ids: pd.Index) -> pd.Series:
@@ -64,11 +66,12 @@ def aplasia_course(labs: pd.DataFrame | None, options: BcellOptions = BcellOptio
     """Per patient with B-cell counts: n_samples, first_sample_day, aplasia (any aplastic sample), aplasia_onset_day,
     recovery_day (NaN while ongoing), last_sample_day, duration_days (to recovery or last sample),
     recovered (event flag of the duration), igg_min and hypogamma (IgG below the cut-off after day 0)."""
-    s = _samples(labs, "cd19_b_cells")
+    samples = _samples(labs, ("cd19_b_cells", "igg"))
+    s = samples["cd19_b_cells"]
     cols = ["patient_id", "n_samples", "first_sample_day", "aplasia", "aplasia_onset_day", "recovery_day",
             "last_sample_day", "duration_days", "recovered"]
     out = _course(s, options.aplasia_below)[cols] if len(s) else pd.DataFrame([], columns=cols)
-    igg = _samples(labs, "igg").groupby("patient_id")["value"].min().rename("igg_min")
+    igg = samples["igg"].groupby("patient_id")["value"].min().rename("igg_min")
     out = out.merge(igg, on="patient_id", how="left")
     out["hypogamma"] = out["igg_min"] < options.hypogamma_below
     return out
