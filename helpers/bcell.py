@@ -32,33 +32,46 @@ class BcellOptions:
     hypogamma_below: float = 4.0
 
 
-def _samples(labs: pd.DataFrame | None, analyte: str) -> pd.DataFrame:
-    """Post-infusion values of one analyte, sorted by patient and day."""
+def _samples(labs: pd.DataFrame | None, analytes: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """Post-infusion values of each analyte, sorted by patient and day (the labs table scanned once for all)."""
+    empty = pd.DataFrame({"patient_id": [], "day": [], "value": []})
     if labs is None or "analyte" not in labs.columns:
-        return pd.DataFrame({"patient_id": [], "day": [], "value": []})
-    s = labs[(labs["analyte"] == analyte) & (labs["day"] >= 0)].dropna(subset=["value"])
-    return s[["patient_id", "day", "value"]].sort_values(["patient_id", "day"], kind="stable")
+        return {a: empty for a in analytes}
+    s = labs[labs["analyte"].isin(analytes) & (labs["day"] >= 0)].dropna(subset=["value"])
+    s = s.sort_values(["patient_id", "day"], kind="stable")
+    return {a: s.loc[s["analyte"] == a, ["patient_id", "day", "value"]] for a in analytes}
+
+
+def _first_day(s: pd.DataFrame, mask: pd.Series, ids: pd.Index) -> pd.Series:
+    """Per patient (`ids`), the first day among the samples in `mask` (s sorted by day); NaN when none."""
+    return s.loc[mask].groupby("patient_id", sort=True)["day"].first().reindex(ids).astype(float)
+
+
+def _course(s: pd.DataFrame, below: float) -> pd.DataFrame:
+    """The per-patient course of `aplasia_course` from its sorted B-cell samples (non-empty), all patients at once."""
+    by = s.groupby("patient_id", sort=True)["day"]
+    out = pd.DataFrame({"n_samples": by.size(), "first_sample_day": by.first().astype(float),
+                        "last_sample_day": by.last().astype(float)})
+    low = s["value"] < below
+    out["aplasia_onset_day"] = _first_day(s, low, out.index)
+    onset = s["patient_id"].map(out["aplasia_onset_day"])
+    out["recovery_day"] = _first_day(s, ~low & (s["day"] > onset), out.index)  # first count back above, after onset
+    out["aplasia"] = out["aplasia_onset_day"].notna()
+    out["recovered"] = out["recovery_day"].notna()
+    out["duration_days"] = out["recovery_day"].where(out["recovered"], out["last_sample_day"]).where(out["aplasia"])
+    return out.rename_axis("patient_id").reset_index()
 
 
 def aplasia_course(labs: pd.DataFrame | None, options: BcellOptions = BcellOptions()) -> pd.DataFrame:
     """Per patient with B-cell counts: n_samples, first_sample_day, aplasia (any aplastic sample), aplasia_onset_day,
     recovery_day (NaN while ongoing), last_sample_day, duration_days (to recovery or last sample),
     recovered (event flag of the duration), igg_min and hypogamma (IgG below the cut-off after day 0)."""
-    s = _samples(labs, "cd19_b_cells")
-    rows = []
-    for pid, g in s.groupby("patient_id", sort=True):
-        day, low = g["day"].to_numpy(dtype=float), g["value"].to_numpy(dtype=float) < options.aplasia_below
-        onset = day[low][0] if low.any() else np.nan
-        later = day[(day > onset) & ~low] if low.any() else np.array([])
-        recovery = later[0] if len(later) else np.nan
-        rows.append({"patient_id": pid, "n_samples": len(g), "first_sample_day": day[0],
-                     "aplasia": bool(low.any()), "aplasia_onset_day": onset,
-                     "recovery_day": recovery, "last_sample_day": day[-1],
-                     "duration_days": (recovery if len(later) else day[-1]) if low.any() else np.nan,
-                     "recovered": bool(len(later))})
-    out = pd.DataFrame(rows, columns=["patient_id", "n_samples", "first_sample_day", "aplasia", "aplasia_onset_day", "recovery_day",
-                                      "last_sample_day", "duration_days", "recovered"])
-    igg = _samples(labs, "igg").groupby("patient_id")["value"].min().rename("igg_min")
+    samples = _samples(labs, ("cd19_b_cells", "igg"))
+    s = samples["cd19_b_cells"]
+    cols = ["patient_id", "n_samples", "first_sample_day", "aplasia", "aplasia_onset_day", "recovery_day",
+            "last_sample_day", "duration_days", "recovered"]
+    out = _course(s, options.aplasia_below)[cols] if len(s) else pd.DataFrame([], columns=cols)
+    igg = samples["igg"].groupby("patient_id")["value"].min().rename("igg_min")
     out = out.merge(igg, on="patient_id", how="left")
     out["hypogamma"] = out["igg_min"] < options.hypogamma_below
     return out

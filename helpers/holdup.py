@@ -111,9 +111,10 @@ def crs_counts_by_scale(cohort: Cohort) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markers_corrected(pt: pd.DataFrame, cohort: Cohort) -> tuple[str, bool | None]:
-    """The F9 comparison over the markers that do not define the grade."""
-    return published.markers_verdict(published.severity_markers(pt, cohort), NON_DEFINING_MARKERS)
+def markers_corrected(pt: pd.DataFrame, cohort: Cohort, memo: dict | None = None) -> tuple[str, bool | None]:
+    """The F9 comparison over the markers that do not define the grade (the naive check's markers when in `memo`)."""
+    markers = published.shared({} if memo is None else memo, "markers", lambda: published.severity_markers(pt, cohort))
+    return published.markers_verdict(markers, NON_DEFINING_MARKERS)
 
 
 # ---------------------------------------------------------------- corrected verdicts
@@ -146,46 +147,51 @@ def scale_verdicts(counts: pd.DataFrame) -> pd.DataFrame:
     return counts.assign(reproduced=ok)
 
 
-def _corrected_f8(cohort: Cohort) -> tuple[str, bool | None]:
+def _corrected_f8(cohort: Cohort, memo: dict) -> tuple[str, bool | None]:
     if not cohort.grades_crs:
         return "no daily record with temperatures to grade under other scales", None
-    v = scale_verdicts(crs_counts_by_scale(cohort))
+    v = scale_verdicts(published.shared(memo, "crs_counts", lambda: crs_counts_by_scale(cohort)))
     held = [labels.scale(s) for s in v.loc[v["reproduced"], "system"]]
     text = "; ".join(f"{labels.scale(r.system)}: {published.crs_count_text(r.any_crs, r.severe_crs, r.n)}"
                      for r in v.itertuples())
     return f"{text} (reproduced under {len(held)} of {len(v)} scales)", bool(v["reproduced"].all())
 
 
-def corrected_facts(cohort: Cohort, pt: pd.DataFrame, naive: pd.DataFrame, quick: bool = False) -> pd.DataFrame:
+def corrected_facts(cohort: Cohort, pt: pd.DataFrame, naive: pd.DataFrame, quick: bool = False,
+                    reuse: dict | None = None) -> pd.DataFrame:
     """The corrected result and verdict of every fact (fact, correction, corrected, corrected_reproduced);
-    `quick` skips the profile-likelihood CIs no verdict needs."""
-    d, memo, rows = analysis_frame(pt), {"quick": quick}, []
+    `quick` skips the profile-likelihood CIs no verdict needs; `reuse` holds what the naive checks computed."""
+    d, memo, rows = analysis_frame(pt), {"quick": quick, "shared": {} if reuse is None else reuse}, []
     for fact, naive_ok in zip(naive["fact"], naive["reproduced"]):
         if fact in NO_CORRECTION:
             text, ok, how = fmt.MISSING, naive_ok if fact == "F10" else None, NO_CORRECTION[fact]
         else:
             how = CORRECTIONS[fact]
-            check = {"F4": lambda: _corrected_f4(d), "F8": lambda: _corrected_f8(cohort),
-                     "F9": lambda: markers_corrected(pt, cohort)}.get(fact, lambda: _corrected_cox(d, memo, fact))
+            check = {"F4": lambda: _corrected_f4(d), "F8": lambda: _corrected_f8(cohort, memo),
+                     "F9": lambda: markers_corrected(pt, cohort, memo)}.get(fact, lambda: _corrected_cox(d, memo, fact))
             text, ok = published.guarded(check)
         rows.append({"fact": fact, "correction": how, "corrected": text,
                      "corrected_reproduced": None if ok is None else bool(ok)})
     return pd.DataFrame(rows)
 
 
-def assess(cohort: Cohort, pt: pd.DataFrame | None = None, quick: bool = False) -> pd.DataFrame:
+def assess(cohort: Cohort, pt: pd.DataFrame | None = None, quick: bool = False,
+           reuse: dict | None = None) -> pd.DataFrame:
     """Every fact: published statement, naive result and verdict, corrected result and verdict, where analysed.
 
     Counts are compared 'auto' (published.count_agrees): the same count at the published size, the
     published proportion inside this cohort's exact 95% CI at any other size. `quick` gives the same
-    verdicts without the profile-likelihood CIs (the texts then say "not estimable" for those CIs).
+    verdicts without the profile-likelihood CIs (the texts then say "not estimable" for those CIs). `reuse`
+    (a dict) is filled with the results computed once for several facts (severity markers, CRS counts per
+    scale), so a caller showing them again need not recompute them.
     """
     from helpers import derive
 
     pt = derive.patient_table(cohort) if pt is None else pt
-    naive = published.check_facts(cohort, pt, counts="auto", quick=quick)
+    reuse = {} if reuse is None else reuse
+    naive = published.check_facts(cohort, pt, counts="auto", quick=quick, reuse=reuse)
     out = naive.rename(columns={"computed": "naive", "reproduced": "naive_reproduced"})
-    out = out.merge(corrected_facts(cohort, pt, naive, quick), on="fact")
+    out = out.merge(corrected_facts(cohort, pt, naive, quick, reuse), on="fact")
     out["page"] = out["fact"].map(lambda f: WHERE[f][0])
     out["section"] = out["fact"].map(lambda f: WHERE[f][1])
     return out

@@ -33,10 +33,20 @@ def applies(fact: str) -> bool:
     return fact not in holdup.NO_CORRECTION or fact == "F10"
 
 
+def _reused(page) -> dict:
+    """The results the assessment computed once for several facts (kept on the page for its other sections)."""
+    return page.__dict__.setdefault("holdup_reuse", {})
+
+
 def _assessment(page) -> pd.DataFrame:
     if "holdup" not in page.__dict__:
-        page.__dict__["holdup"] = holdup.assess(page.data, page.pt)
+        page.__dict__["holdup"] = holdup.assess(page.data, page.pt, reuse=_reused(page))
     return page.__dict__["holdup"]
+
+
+def _crs_counts(page) -> pd.DataFrame:
+    """holdup.crs_counts_by_scale of the page's cohort, once per page (the F8 verdict graded it already)."""
+    return published.shared({"shared": _reused(page)}, "crs_counts", lambda: holdup.crs_counts_by_scale(page.data))
 
 
 def section_link(fact: str) -> str:
@@ -90,7 +100,7 @@ def verdicts(page) -> Shown:
 @needs(tables=("daily",), columns={"daily": crs.GRADING_NEEDS}, what="CRS counts under every grading scale")
 def crs_scales(page) -> Shown:
     """Any and severe CRS under each scale (graded from the daily record), against the published counts."""
-    v = holdup.scale_verdicts(holdup.crs_counts_by_scale(page.data))
+    v = holdup.scale_verdicts(_crs_counts(page))
     rows = []
     for r in v.itertuples():
         cells = {}
@@ -118,14 +128,20 @@ def share_text(row) -> str:
     return f"{fmt.pct(row['share'])} ({fmt.ci(100 * row['ci_low'], 100 * row['ci_high'], 1)})"
 
 
-def _stored(folder) -> tuple[pd.DataFrame, dict] | None:
-    return fragility.read(resolve(folder))
+def _stored(page, folder) -> tuple[pd.DataFrame, dict] | None:
+    """The stored run's shares (helpers.fragility.shares) and its description, read once per page and folder."""
+    memo = page.__dict__.setdefault("fragility_runs", {})
+    key = str(resolve(folder))
+    if key not in memo:
+        stored = fragility.read(resolve(folder))
+        memo[key] = None if stored is None else (fragility.shares(stored[0]), stored[1])
+    return memo[key]
 
 
 def fragility_shares(page, folder=fragility.RESULT_DIR) -> pd.DataFrame | None:
     """The stored run's shares (helpers.fragility.shares), or None when no run is stored."""
-    stored = _stored(folder)
-    return None if stored is None else fragility.shares(stored[0])
+    stored = _stored(page, folder)
+    return None if stored is None else stored[0]
 
 
 def _fragility_frame(sh: pd.DataFrame, sizes: list[int]) -> tuple[pd.DataFrame, dict[str, list[str]]]:
@@ -145,11 +161,10 @@ def _fragility_frame(sh: pd.DataFrame, sizes: list[int]) -> tuple[pd.DataFrame, 
 
 def fragility_section(page, folder=fragility.RESULT_DIR) -> Shown | Skipped:
     """Share of simulated cohorts (other seeds) reproducing each fact, at the published size and this cohort's."""
-    stored = _stored(folder)
+    stored = _stored(page, folder)
     if stored is None:
         return Skipped("fragility", "no stored fragility run; `python -m helpers fragility --workers 2` makes one.")
-    frame, meta = stored
-    sh = fragility.shares(frame)
+    sh, meta = stored
     own = len(page.data.patients)
     sizes = [n for n in dict.fromkeys([published.PUBLISHED_N, own]) if n in set(sh["n"])]
     shown, spanners = _fragility_frame(sh, sizes)

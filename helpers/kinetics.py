@@ -227,18 +227,23 @@ def auc_interval(days, conc, start: float = 0.0, end: float = 28.0, method: str 
     if not end > start:
         raise ValueError(f"end ({end}) must be after start ({start})")
     t, c = _profile_arrays(days, conc)
+    extrapolate = c.size > 0 and end > t[-1] and c[-1] > 0
+    lam = _half_life(t, c, _first_tmax(t, c), 3)["lambda_z"] if extrapolate else float("nan")
+    return _auc(t, c, start, end, method, lam)
+
+
+def _auc(t: np.ndarray, c: np.ndarray, start: float, end: float, method: str, lam: float) -> float:
+    """`auc_interval` of a sorted, cleaned profile; `lam` is its lambda_z (NaN when none qualifies), used only
+    to extrapolate past a quantifiable last sample."""
     if c.size == 0:
         return float("nan")
     if not (c > 0).any():
         return 0.0
-    lam = float("nan")
-    if end > t[-1] and c[-1] > 0:
-        lam = terminal_half_life(t, c, tmax=_first_tmax(t, c))["lambda_z"]
-        if not np.isfinite(lam):
-            return float("nan")
+    if end > t[-1] and c[-1] > 0 and not np.isfinite(lam):
+        return float("nan")
     if start < t[0]:
-        t, c = np.r_[start, t], np.r_[0.0, c]
-    knots = np.unique(np.r_[start, end, t[(t > start) & (t < end)]])
+        t, c = np.concatenate(([start], t)), np.concatenate(([0.0], c))
+    knots = np.unique(np.concatenate(([start, end], t[(t > start) & (t < end)])))
     return float(sum(_piece_area(t, c, a, b, method, lam) for a, b in zip(knots[:-1], knots[1:])))
 
 
@@ -247,7 +252,7 @@ def _loglinear_fit(t: np.ndarray, c: np.ndarray) -> dict:
     """Least-squares fit of ln(c) on t: slope, R^2 and adjusted R^2 = 1 - (1 - R^2)(n - 1)/(n - 2)."""
     y = np.log(c)
     n = t.size
-    tc, yc = t - t.mean(), y - y.mean()
+    tc, yc = t - t.sum() / n, y - y.sum() / n  # = t.mean(), y.mean() (numpy's mean is sum / n), without its overhead
     slope = float((tc * yc).sum() / (tc**2).sum())
     ss_res = float(((yc - slope * tc) ** 2).sum())
     ss_tot = float((yc**2).sum())
@@ -267,7 +272,11 @@ def terminal_half_life(days, conc, tmax: float, min_points: int = 3) -> dict:
     """
     if min_points < 3:
         raise ValueError("min_points must be >= 3 (adjusted R^2 needs n > 2)")
-    t, c = _profile_arrays(days, conc)
+    return _half_life(*_profile_arrays(days, conc), tmax, min_points)
+
+
+def _half_life(t: np.ndarray, c: np.ndarray, tmax: float, min_points: int) -> dict:
+    """`terminal_half_life` of a sorted, cleaned profile (what `nca` has already made of its samples)."""
     out = {"half_life": np.nan, "lambda_z": np.nan, "adj_r2": np.nan, "n_points": 0,
            "first_day": np.nan, "last_day": np.nan}
     if not np.isfinite(tmax):
@@ -299,7 +308,11 @@ def doubling_time(days, conc, tmax: float, min_points: int = 3) -> dict:
     """
     if min_points < 2:
         raise ValueError("min_points must be >= 2")
-    t, c = _profile_arrays(days, conc)
+    return _doubling(*_profile_arrays(days, conc), tmax, min_points)
+
+
+def _doubling(t: np.ndarray, c: np.ndarray, tmax: float, min_points: int) -> dict:
+    """`doubling_time` of a sorted, cleaned profile."""
     out = {"doubling_time": np.nan, "adj_r2": np.nan, "n_points": 0}
     if not np.isfinite(tmax):
         return out
@@ -315,34 +328,197 @@ def doubling_time(days, conc, tmax: float, min_points: int = 3) -> dict:
 
 # ----------------------------------------------------------------------------- per-patient NCA
 def _nca_one(t: np.ndarray, c: np.ndarray, end: float, method: str) -> dict:
-    """NCA parameters of one BLQ-cleaned, sorted profile."""
+    """NCA parameters of one BLQ-cleaned, sorted profile: the definition `nca` computes for all patients at once
+    (tests/test_kinetics.py checks that both give the same numbers, bit for bit)."""
     quant = c > 0
     cmax = float(c.max()) if c.size else float("nan")
     tmax = _first_tmax(t, c)
     tlast = float(t[quant][-1]) if quant.any() else float("nan")
     clast = float(c[quant][-1]) if quant.any() else float("nan")
-    hl = terminal_half_life(t, c, tmax)
-    dt = doubling_time(t, c, tmax)
-    return {"cmax": cmax, "tmax": tmax, f"auc_0_{end:g}": auc_interval(t, c, 0.0, end, method),
+    hl = _half_life(t, c, tmax, 3)  # once: the AUC extrapolates with the same lambda_z
+    dt = _doubling(t, c, tmax, 3)
+    return {"cmax": cmax, "tmax": tmax, f"auc_0_{end:g}": _auc(t, c, 0.0, end, method, hl["lambda_z"]),
             "tlast": tlast, "clast": clast, "persistence_day": tlast,
             "doubling_time": dt["doubling_time"], "doubling_adj_r2": dt["adj_r2"],
             "half_life": hl["half_life"], "half_life_adj_r2": hl["adj_r2"], "half_life_n": hl["n_points"]}
 
 
-def _profiles(kinetics: pd.DataFrame):
-    """Per patient (sorted ids): id, number of non-missing samples, and its days and concentrations
-    sorted by day (stable), missing concentrations dropped; one sort and split instead of a groupby loop."""
+def _sorted_samples(kinetics: pd.DataFrame) -> tuple[pd.Index, np.ndarray, np.ndarray, np.ndarray]:
+    """Patient ids (sorted) and, over all patients at once, each sample's patient code (position in the ids), day
+    and concentration, sorted by patient then day (stable), missing concentrations dropped."""
     code = kinetics.groupby("patient_id", sort=True).ngroup().to_numpy()
     ids = kinetics.groupby("patient_id", sort=True).size().index
     ok = (code >= 0) & kinetics[CONC].notna().to_numpy()
     d = pd.DataFrame({"code": code[ok], "day": kinetics["day"].to_numpy()[ok],
                       "conc": kinetics[CONC].to_numpy()[ok]}).sort_values(["code", "day"], kind="stable")
-    codes = d["code"].to_numpy()
-    day, conc = d["day"].to_numpy(dtype=float), d["conc"].to_numpy(dtype=float)
+    return ids, d["code"].to_numpy(), d["day"].to_numpy(dtype=float), d["conc"].to_numpy(dtype=float)
+
+
+def _blq_keep_all(codes: np.ndarray, c: np.ndarray, rule: BLQRule) -> np.ndarray:
+    """`_blq_keep` of every profile at once (samples sorted by patient code, then day)."""
+    idx = np.arange(c.size)
+    quantified = pd.Series(np.where(c > 0, idx, np.nan)).groupby(codes)
+    first_pos, last_pos = quantified.transform("min").to_numpy(), quantified.transform("max").to_numpy()
+    zero, none = c == 0, np.isnan(first_pos)  # a profile with no quantifiable sample: every BLQ is a "first" one
+    first = zero & (none | (idx < first_pos))
+    last = zero & ~none & (idx > last_pos)
+    middle = zero & ~first & ~last
+    drop = (((rule.first == "drop") & first) | ((rule.middle == "drop") & middle)
+            | ((rule.last == "drop") & last))
+    return ~drop
+
+
+def _clean_samples(kinetics: pd.DataFrame, rule: BLQRule):
+    """Patient ids (sorted), their numbers of non-missing samples, and every sample after the BLQ rule as arrays
+    (patient code, day, concentration; sorted by patient then day); every profile checked at once."""
+    ids, codes, day, conc = _sorted_samples(kinetics)
+    n_samples = np.bincount(codes, minlength=len(ids))
+    keep = _blq_keep_all(codes, conc, rule)
+    codes, day, conc = codes[keep], day[keep], conc[keep]
+    bad = (conc < 0) | np.r_[False, (codes[1:] == codes[:-1]) & (day[1:] == day[:-1])]
     bounds = np.searchsorted(codes, np.arange(len(ids) + 1))
-    for i, pid in enumerate(ids):
-        a, b = bounds[i], bounds[i + 1]
-        yield pid, int(b - a), day[a:b], conc[a:b]
+    if bad.any():  # the first faulty profile's own check raises, with the message a single profile gets
+        i = codes[bad][0]
+        _profile_arrays(day[bounds[i]:bounds[i + 1]], conc[bounds[i]:bounds[i + 1]])
+    return ids, n_samples, codes, day, conc
+
+
+def _loglinear_rows(t: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and adjusted R^2 of `_loglinear_fit` for each row of t, c (windows of one length), all at once.
+
+    numpy sums each row of a C-ordered array exactly as it sums that window alone, so every number is the one
+    `_loglinear_fit` gives (tests/test_kinetics.py compares them bit for bit)."""
+    y = np.log(c)
+    n = t.shape[1]
+    tc, yc = t - t.sum(axis=1, keepdims=True) / n, y - y.sum(axis=1, keepdims=True) / n
+    slope = (tc * yc).sum(axis=1) / (tc**2).sum(axis=1)
+    ss_res = ((yc - slope[:, None] * tc) ** 2).sum(axis=1)
+    ss_tot = (yc**2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
+    adj = 1.0 - (1.0 - r2) * (n - 1) / (n - 2) if n > 2 else np.full(len(t), np.nan)
+    return slope, adj
+
+
+def _window_fits(t: np.ndarray, c: np.ndarray, ends: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and adjusted R^2 of the log-linear fit of each window t[end - size:end] (one per entry of ends, sizes)."""
+    slope, adj = np.full(sizes.size, np.nan), np.full(sizes.size, np.nan)
+    for k in np.unique(sizes):
+        rows = np.flatnonzero(sizes == k)
+        idx = ends[rows, None] - k + np.arange(k)
+        slope[rows], adj[rows] = _loglinear_rows(t[idx], c[idx])
+    return slope, adj
+
+
+def _peak_params(codes: np.ndarray, t: np.ndarray, c: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Per patient code 0..n-1: cmax, tmax (first day of the maximum), tlast and clast (last quantifiable sample);
+    NaN where `_nca_one` gives NaN (no sample; tmax, tlast, clast also when nothing is quantifiable)."""
+    conc = pd.Series(c)
+    cmax = conc.groupby(codes).max().reindex(range(n)).to_numpy(dtype=float)
+    first_max = conc.groupby(codes).idxmax().reindex(range(n))
+    tmax = np.full(n, np.nan)
+    peaked = cmax > 0
+    tmax[peaked] = t[first_max[peaked].to_numpy(dtype=int)]
+    last = pd.Series(np.flatnonzero(c > 0)).groupby(codes[c > 0]).last().reindex(range(n))
+    tlast, clast = np.full(n, np.nan), np.full(n, np.nan)
+    seen = last.notna().to_numpy()
+    tlast[seen], clast[seen] = t[last[seen].to_numpy(dtype=int)], c[last[seen].to_numpy(dtype=int)]
+    return {"cmax": cmax, "tmax": tmax, "tlast": tlast, "clast": clast}
+
+
+def _half_lives(codes: np.ndarray, t: np.ndarray, c: np.ndarray, tmax: np.ndarray, n: int) -> pd.DataFrame:
+    """`_half_life` (min_points 3) of every patient at once: half_life, lambda_z, adj_r2, n_points per code 0..n-1."""
+    cand = (c > 0) & (t > tmax[codes])  # NaN tmax (nothing quantifiable): no candidate
+    cc, ct, ccode = c[cand], t[cand], codes[cand]
+    m = np.bincount(ccode, minlength=n)
+    ends = np.cumsum(m)
+    owner = np.repeat(np.arange(n), np.maximum(m - 2, 0))  # one fit per k = 3..m of each patient
+    k = np.concatenate([np.arange(3, mi + 1) for mi in m]) if len(owner) else np.zeros(0, int)
+    slope, adj = _window_fits(ct, cc, ends[owner], k)
+    fits = pd.DataFrame({"code": owner, "k": k, "slope": slope, "adj": adj})
+    best = fits.groupby("code")["adj"].transform("max")
+    chosen = fits[(fits["slope"] < 0) & (fits["adj"] > best - ADJ_R2_FACTOR)].groupby("code").last()
+    out = pd.DataFrame({"half_life": np.nan, "lambda_z": np.nan, "adj_r2": np.nan, "n_points": 0}, index=range(n))
+    lam = -chosen["slope"].to_numpy(dtype=float)
+    out.loc[chosen.index, ["half_life", "lambda_z", "adj_r2"]] = np.column_stack(
+        [np.log(2) / lam, lam, chosen["adj"].to_numpy(dtype=float)])
+    out.loc[chosen.index, "n_points"] = chosen["k"].to_numpy()
+    return out
+
+
+def _interp_all(t1: np.ndarray, t2: np.ndarray, c1: np.ndarray, c2: np.ndarray, x: np.ndarray, log: np.ndarray,
+                zero: np.ndarray) -> np.ndarray:
+    """`_interp` of many pieces at once (arrays; `log` and `zero` say each segment's rule)."""
+    f = (x - t1) / (t2 - t1)
+    out = c1 + f * (c2 - c1)
+    out[log] = np.exp(np.log(c1[log]) + f[log] * (np.log(c2[log]) - np.log(c1[log])))
+    out[zero] = 0.0
+    return out
+
+
+def _aucs(codes: np.ndarray, t: np.ndarray, c: np.ndarray, n: int, end: float, method: str,
+          lam: np.ndarray) -> np.ndarray:
+    """`_auc` over [0, end] of every patient at once: a piece per sampling segment up to `end`, plus the
+    extrapolated piece after a last sample before `end`; each patient's pieces added in order, as `_auc` adds them."""
+    first = np.r_[True, codes[1:] != codes[:-1]] if len(codes) else np.zeros(0, bool)
+    origin = first & (t > 0)  # before the first sample the curve starts from 0 at day 0 (PKNCA conc.origin)
+    where = np.flatnonzero(origin)
+    at = np.insert(np.arange(len(t)), where, where)  # each point's sample (the origin's: the one after it)
+    added = np.insert(np.zeros(len(t), bool), where, True)
+    code, tt, cc = codes[at], np.where(added, 0.0, t[at]), np.where(added, 0.0, c[at])
+    last = np.r_[code[1:] != code[:-1], True] if len(code) else np.zeros(0, bool)
+    piece = tt < end  # the piece starting at each point before `end`
+    nxt = np.minimum(np.arange(len(tt)) + 1, max(len(tt) - 1, 0))
+    a, b = tt, np.where(last, end, np.minimum(tt[nxt], end))
+    c1, c2, t2 = cc, cc[nxt], tt[nxt]
+    inside = piece & ~last
+    zero = (c1 == 0) & (c2 == 0)
+    log = ~zero & (method == "lin-up/log-down") & (0 < c2) & (c2 < c1)
+    area = np.zeros(len(tt))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        i = np.flatnonzero(inside)
+        ca = _interp_all(a[i], t2[i], c1[i], c2[i], a[i], log[i], zero[i])
+        cb = _interp_all(a[i], t2[i], c1[i], c2[i], b[i], log[i], zero[i])
+        lin = (b[i] - a[i]) * (ca + cb) / 2.0
+        lg = (b[i] - a[i]) * (cb - ca) / np.log(cb / ca)
+        area[i] = np.where(zero[i], 0.0, np.where(log[i], lg, lin))
+        p = np.flatnonzero(piece & last & (cc > 0))  # after the last sample: Clast exp(-lambda_z (t - tlast))
+        lz = lam[code[p]]
+        ea, eb = cc[p] * np.exp(-lz * (a[p] - tt[p])), cc[p] * np.exp(-lz * (b[p] - tt[p]))
+        area[p] = (ea - eb) / lz
+    total = _sum_in_order(code[piece], area[piece], n)
+    quantified = np.bincount(codes[c > 0], minlength=n) > 0
+    sampled = np.bincount(codes, minlength=n) > 0
+    ends_quantified = np.zeros(n, bool)
+    ends_quantified[code[last]] = (tt[last] < end) & (cc[last] > 0)
+    total[~quantified] = 0.0
+    total[~sampled | (ends_quantified & ~np.isfinite(lam))] = np.nan
+    return total
+
+
+def _sum_in_order(groups: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per group 0..n-1, its values (sorted by group) added left to right from 0, as Python's sum() adds them."""
+    count = np.bincount(groups, minlength=n)
+    rank = np.arange(len(groups)) - np.repeat(np.cumsum(count) - count, count)
+    table = np.zeros((n, count.max() if n and len(groups) else 0))
+    table[groups, rank] = values
+    total = np.zeros(n)
+    for column in table.T:  # 0 + a0 + a1 + ...; the zeros after a short profile's last piece change nothing
+        total = total + column
+    return total
+
+
+def _doublings(codes: np.ndarray, t: np.ndarray, c: np.ndarray, tmax: np.ndarray, n: int) -> pd.DataFrame:
+    """`_doubling` (min_points 3) of every patient at once: doubling_time, adj_r2, n_points per code 0..n-1."""
+    use = (c > 0) & (t <= tmax[codes])
+    m = np.bincount(codes[use], minlength=n)
+    fit = np.flatnonzero(m >= 3)
+    slope, adj = _window_fits(t[use], c[use], np.cumsum(m)[fit], m[fit])
+    rising = slope > 0
+    out = pd.DataFrame({"doubling_time": np.nan, "adj_r2": np.nan, "n_points": 0}, index=range(n))
+    out.loc[fit[rising], ["doubling_time", "adj_r2"]] = np.column_stack([np.log(2) / slope[rising], adj[rising]])
+    out.loc[fit[rising], "n_points"] = m[fit][rising]
+    return out
 
 
 def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-down",
@@ -356,14 +532,24 @@ def nca(kinetics: pd.DataFrame, end: float = 28.0, method: str = "lin-up/log-dow
     """
     _check_kinetics(kinetics)
     _check_method(method)
-    rows = []
-    for pid, n, day, conc in _profiles(post_infusion(kinetics)):
-        keep = _blq_keep(conc, blq)
-        t, c = _profile_arrays(day[keep], conc[keep])
-        rows.append({"patient_id": pid, "n_samples": n, **_nca_one(t, c, end, method)})
+    if not end > 0:
+        raise ValueError(f"end ({end}) must be after start (0.0)")
     cols = ["patient_id", "n_samples", "cmax", "tmax", f"auc_0_{end:g}", "tlast", "clast", "persistence_day",
             "doubling_time", "doubling_adj_r2", "half_life", "half_life_adj_r2", "half_life_n"]
-    return pd.DataFrame(rows, columns=cols)
+    ids, n_samples, codes, t, c = _clean_samples(post_infusion(kinetics), blq)
+    if not len(ids):
+        return pd.DataFrame([], columns=cols)
+    n = len(ids)  # every patient at once
+    peak = _peak_params(codes, t, c, n)
+    hl, dt = _half_lives(codes, t, c, peak["tmax"], n), _doublings(codes, t, c, peak["tmax"], n)
+    auc = _aucs(codes, t, c, n, float(end), method, hl["lambda_z"].to_numpy(dtype=float))
+    return pd.DataFrame({
+        "patient_id": ids.to_numpy(), "n_samples": n_samples, "cmax": peak["cmax"], "tmax": peak["tmax"],
+        f"auc_0_{end:g}": auc, "tlast": peak["tlast"], "clast": peak["clast"],
+        "persistence_day": peak["tlast"], "doubling_time": dt["doubling_time"].to_numpy(dtype=float),
+        "doubling_adj_r2": dt["adj_r2"].to_numpy(dtype=float), "half_life": hl["half_life"].to_numpy(dtype=float),
+        "half_life_adj_r2": hl["adj_r2"].to_numpy(dtype=float), "half_life_n": hl["n_points"].to_numpy(dtype="int64"),
+    }, columns=cols)
 
 
 def _zero_floor(conc: pd.Series) -> float:

@@ -193,6 +193,14 @@ def nca_params(page) -> pd.DataFrame:
     return page.__dict__["_kin_nca"]
 
 
+def association_table(page) -> pd.DataFrame:
+    """kinetics.associations of Cmax and AUC with the chapter's covariates (computed once per page)."""
+    if "_kin_assoc" not in page.__dict__:
+        page.__dict__["_kin_assoc"] = kinetics.associations(nca_params(page), page.pt, ["cmax", auc_col(page)],
+                                                            list(ASSOCIATION_TERMS))
+    return page.__dict__["_kin_assoc"]
+
+
 def auc_end(page) -> float:
     """The AUC window's end day (chapter parameter `auc_end_day`, default 28)."""
     return float(page.params.get("auc_end_day", 28.0))
@@ -440,8 +448,7 @@ def cmax_by_group(page) -> Shown:
 @needs(**NEEDS_KINETICS, what="associations of expansion")
 def associations(page) -> Shown:
     """Spearman correlations of Cmax and AUC with burden, dose, product and CRS grade, Fisher-z 95% CIs."""
-    params = nca_params(page)
-    a = kinetics.associations(params, page.pt, ["cmax", auc_col(page)], list(ASSOCIATION_TERMS))
+    a = association_table(page)
     frame = pd.DataFrame({
         "Parameter": a["outcome"].map(lambda p: param_label(p).split(",")[0]),
         "Correlated with": a["term"].map(lambda t: ASSOCIATION_TERMS.get(t, labels.label(t))),
@@ -458,9 +465,10 @@ def associations(page) -> Shown:
 
 def _facts(page) -> dict:
     """The chapter's counts (chapter_facts) for this page's NCA and associations."""
-    params = nca_params(page)
-    a = kinetics.associations(params, page.pt, ["cmax", auc_col(page)], list(ASSOCIATION_TERMS))
-    return chapter_facts(page.data.kinetics, params, page.pt, a, auc_end(page))
+    if "_kin_facts" not in page.__dict__:
+        page.__dict__["_kin_facts"] = chapter_facts(page.data.kinetics, nca_params(page), page.pt,
+                                                    association_table(page), auc_end(page))
+    return page.__dict__["_kin_facts"]
 
 
 @needs(**NEEDS_KINETICS, what="the peak-expansion check")

@@ -227,8 +227,16 @@ def markers_verdict(d: pd.DataFrame, markers: dict[str, str]) -> tuple[str, bool
     return f"{sum(agree)} of {len(agree)} markers worse with severe than with mild CRS (medians)", all(agree)
 
 
+def shared(memo: dict, key: str, compute: Callable[[], object]) -> object:
+    """`compute()` once per assessment: the naive and the corrected checks reuse what both need (memo["shared"])."""
+    store = memo.setdefault("shared", {})
+    if key not in store:
+        store[key] = compute()
+    return store[key]
+
+
 def _f9(pt, c, memo):
-    return markers_verdict(severity_markers(pt, c), F9_MARKERS)
+    return markers_verdict(shared(memo, "markers", lambda: severity_markers(pt, c)), F9_MARKERS)
 
 
 def multivariable_logistic(pt: pd.DataFrame) -> pd.DataFrame:
@@ -326,15 +334,16 @@ def guarded(check: Callable[[], tuple[str, bool | None]]) -> tuple[str, bool | N
 
 
 def check_facts(cohort: Cohort, pt: pd.DataFrame | None = None, counts: str = "exact",
-                quick: bool = False) -> pd.DataFrame:
+                quick: bool = False, reuse: dict | None = None) -> pd.DataFrame:
     """Each published fact beside the book's computed result on this cohort; reproduced True/False/None (not testable).
 
     `counts` says how F1-F3 and F8 are compared (see count_agrees): 'exact' (the calibration's rule),
     'consistent' or 'auto' (exact at the published size, consistent at any other). `quick` skips the
-    profile-likelihood CIs that no verdict needs (the fragility runs).
+    profile-likelihood CIs that no verdict needs (the fragility runs). `reuse` (a dict, see `shared`) keeps
+    the results a later corrected analysis of the same cohort needs again.
     """
     pt = derive.patient_table(cohort) if pt is None else pt
-    memo: dict = {"counts": counts, "quick": quick}
+    memo: dict = {"counts": counts, "quick": quick, "shared": {} if reuse is None else reuse}
     rows = []
     for fact in FACTS:
         computed, ok = guarded(lambda: fact.check(pt, cohort, memo))

@@ -46,3 +46,36 @@ def test_landmark_groups_and_excludes():
 def test_no_bcell_analyte():
     c = bcell.aplasia_course(labs()[labs()["analyte"] == "igg"])
     assert c.empty
+
+
+def _loop_course(labs: pd.DataFrame, below: float = 10.0) -> pd.DataFrame:
+    """The definition, one patient at a time (the former loop): onset = first count below the cut-off, recovery =
+    first later count at or above it, duration to recovery or, while ongoing, to the last count."""
+    s = labs[(labs["analyte"] == "cd19_b_cells") & (labs["day"] >= 0)].dropna(subset=["value"])
+    rows = []
+    for pid, g in s.sort_values(["patient_id", "day"], kind="stable").groupby("patient_id", sort=True):
+        day, low = g["day"].to_numpy(dtype=float), g["value"].to_numpy(dtype=float) < below
+        onset = day[low][0] if low.any() else np.nan
+        later = day[(day > onset) & ~low] if low.any() else np.array([])
+        recovery = later[0] if len(later) else np.nan
+        rows.append({"patient_id": pid, "n_samples": len(g), "first_sample_day": day[0], "aplasia": bool(low.any()),
+                     "aplasia_onset_day": onset, "recovery_day": recovery, "last_sample_day": day[-1],
+                     "duration_days": (recovery if len(later) else day[-1]) if low.any() else np.nan,
+                     "recovered": bool(len(later))})
+    return pd.DataFrame(rows)
+
+
+def test_aplasia_course_equals_the_one_patient_at_a_time_definition_on_random_counts():
+    # random counts around the cut-off (exactly 10 included), missing values, baseline samples, shuffled rows
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(300):
+        days = rng.choice(np.arange(-10, 400), size=rng.integers(1, 9), replace=False).astype(float)
+        values = rng.choice([0.0, 3.0, 9.99, 10.0, 10.01, 50.0, 300.0, np.nan], size=days.size)
+        rows += [{"patient_id": f"R{i:03d}", "day": d, "analyte": "cd19_b_cells", "value": v, "unit": "cells/uL"}
+                 for d, v in zip(days, values)]
+    lab = pd.DataFrame(rows).sample(frac=1.0, random_state=2).reset_index(drop=True)
+    got = bcell.aplasia_course(lab)
+    want = _loop_course(lab)
+    pd.testing.assert_frame_equal(got.drop(columns=["igg_min", "hypogamma"]), want, check_exact=True)
+    assert got["recovered"].any() and (got["aplasia"] & ~got["recovered"]).any() and (~got["aplasia"]).any()

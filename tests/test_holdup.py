@@ -134,3 +134,25 @@ def test_the_page_on_a_cohort_unlike_the_shipped_one(second_page, stored_run):
     assert not re.search(r"\bsimulated\b", text, re.I)
     found = [p.pattern for p in shipped_fact_patterns() if p.search(text)]
     assert found == []
+
+
+def test_markers_and_scales_are_computed_once_per_page(monkeypatch, tmp_path):
+    # F9's naive and corrected checks share one severity-marker frame; F8's corrected check and the
+    # CRS-scales section share one grading under every scale; the verdicts are those of a fresh assessment
+    calls = {"markers": 0, "scales": 0}
+    markers, scales = published.severity_markers, holdup.crs_counts_by_scale
+
+    def count(key, f):
+        def wrapped(*a, **k):
+            calls[key] += 1
+            return f(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(published, "severity_markers", count("markers", markers))
+    monkeypatch.setattr(holdup, "crs_counts_by_scale", count("scales", scales))
+    page = open_page(SHIPPED_COHORT, tmp_path)
+    verdicts = holdup_report.verdicts(page).data
+    section = holdup_report.crs_scales(page).data
+    assert calls == {"markers": 1, "scales": 1}
+    pd.testing.assert_frame_equal(verdicts, holdup.assess(page.data, page.pt))
+    pd.testing.assert_frame_equal(section, holdup.scale_verdicts(scales(page.data)))
