@@ -195,6 +195,9 @@ def edit_code(nb_path: Path) -> None:
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+BIG_COHORT_NOTE = " (DIR: `python -m helpers simulate --n 5000 --seed 1 --out DIR`, what the run makes without it)"
+
+
 def shown_command(argv: list[str]) -> str:
     """The benchmark's arguments as results.md shows them: a local folder path replaced by what it holds."""
     shown = list(argv)
@@ -307,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     met = targets(median_run(list(cold)), median_run(list(jb)), same, prose, edit, big)
     text = "\n".join([f"# Build benchmark: {datetime.date.today().isoformat()}", "",
                       f"Machine: {machine()}. Workers: {args.jobs}. Command: `python benchmarks/bench_build.py "
-                      f"{shown_command(argv if argv is not None else sys.argv[1:])}` (alternating cold pipeline and "
+                      f"{shown_command(argv if argv is not None else sys.argv[1:])}`{BIG_COHORT_NOTE if args.big_cohort else ''}"
+                      " (alternating cold pipeline and "
                       "Jupyter Book builds). Load average "
                       f"before the run: {load[0]:.1f} (1 min), {load[2]:.1f} (15 min): above 0.5 the timings are "
                       "not those of a quiet machine. Peak memory: the summed proportional set size (PSS, pages "
