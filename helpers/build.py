@@ -335,9 +335,9 @@ def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path
     Notebooks that succeed are cached even when others fail. `core_free()` is called (maybe more than
     once) as soon as fewer notebooks remain than the machine has cores.
     """
-    cores = os.cpu_count() or 1
     from helpers.executor import Task
 
+    cores = os.cpu_count() or 1
     cache = cache or (jobs[0].output.parent.parent if jobs else CACHE_DIR)
     todo = []
     for j in jobs:
