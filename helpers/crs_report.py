@@ -25,14 +25,6 @@ GE = "\u2265"
 # ------------------------------------------------------------------------------------ shared results
 
 
-def _cached(page, key: str, make: Callable[[], object]) -> object:
-    """One computation per page (the scales are graded once for every section that needs them)."""
-    store = page.__dict__.setdefault("_crs_report", {})
-    if key not in store:
-        store[key] = make()
-    return store[key]
-
-
 def _severe(page) -> int:
     return int(page.settings.severe_crs_grade)
 
@@ -59,13 +51,13 @@ def episode_rule(page) -> str:
 
 def _graded(page) -> dict[str, pd.DataFrame]:
     d = page.data
-    return _cached(page, "graded", lambda: crs.grade_systems(d.daily, crs.SYSTEMS, d.labs, _options(page)))
+    return page.once("graded", lambda: crs.grade_systems(d.daily, crs.SYSTEMS, d.labs, _options(page)))
 
 
 def _summaries(page) -> dict[str, pd.DataFrame]:
     """Each scale's per-patient summary (crs.summarise_patients), shared by the agreement and course tables."""
     d = page.data
-    return _cached(page, "summaries", lambda: {s: crs.summarise_patients(g, d.patients)
+    return page.once("summaries", lambda: {s: crs.summarise_patients(g, d.patients)
                                                for s, g in _graded(page).items()})
 
 
@@ -77,7 +69,7 @@ def _agreement(page) -> pd.DataFrame:
         if "crs_grade_reported" in d.patients.columns and d.patients["crs_grade_reported"].notna().any():
             a = crs.with_reported(a, d.patients)
         return a
-    return _cached(page, "agreement", make)
+    return page.once("agreement", make)
 
 
 def _scales(frame: pd.DataFrame) -> list[str]:
@@ -86,14 +78,14 @@ def _scales(frame: pd.DataFrame) -> list[str]:
 
 def _course(page) -> pd.DataFrame:
     d = page.data
-    return _cached(page, "course", lambda: pd.concat(
+    return page.once("course", lambda: pd.concat(
         [crs.course_table(g, d.patients, _gap(page), _summaries(page)[s]).assign(system=s)
          for s, g in _graded(page).items()],
         ignore_index=True))
 
 
 def _severity(page) -> pd.DataFrame:
-    return _cached(page, "severity", lambda: cs.severity_frame(page.pt, page.data, _severe(page)))
+    return page.once("severity", lambda: cs.severity_frame(page.pt, page.data, _severe(page)))
 
 
 def _patients(k: int) -> str:
@@ -220,7 +212,7 @@ def disagreement_drivers(page) -> Shown | Skipped:
     """For each patient the scales put on different sides of the severe threshold: the rule behind each maximum."""
     d = page.data
     a = _agreement(page)
-    drivers = _cached(page, "drivers", lambda: crs.drivers_from_graded(_graded(page)))
+    drivers = page.once("drivers", lambda: crs.drivers_from_graded(_graded(page)))
     wide = crs.disagreements(drivers, a)
     record = record_note(d.daily)
     if wide.empty:
@@ -597,7 +589,7 @@ def _model_ready(page) -> str | None:
 
 
 def _univariable(page) -> pd.DataFrame:
-    return _cached(page, "univariable", lambda: cs.univariable_models(page.pt, cs.available_predictors(page.pt)))
+    return page.once("univariable", lambda: cs.univariable_models(page.pt, cs.available_predictors(page.pt)))
 
 
 def predictors_univariable(page) -> Shown | Skipped:
@@ -697,7 +689,7 @@ def roc(page, score: str = "bm_blasts_pct") -> Shown | Skipped:
         return Skipped("the ROC analysis", f"it needs {labels.label(score).split(',')[0].lower()} and patients with "
                        "and without severe CRS.")
     n_boot, seed = int(page.params.get("n_boot", 2000)), int(page.params.get("boot_seed", 20200101))
-    r = _cached(page, f"roc-{score}", lambda: cs.roc_table(pt, score, n_boot, seed))
+    r = page.once(f"roc-{score}", lambda: cs.roc_table(pt, score, n_boot, seed))
     rows = [{"Measure": labels.ROC_MEASURES.get(m, m), "Estimate (95% CI)": c} for m, c in _roc_cells(r, score)]
     n, events = int(r["n"].iat[0]), int(r["events"].iat[0])
     table = display.table(pd.DataFrame(rows), "crs-roc", align_left=["Measure"], notes=[

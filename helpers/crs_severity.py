@@ -182,7 +182,7 @@ def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct", des
         parts.append(stats.compare_two_groups(sub, tested, group).assign(role="tested"))
     for role, chosen in (("constant", constant), ("defining", defining)):
         if chosen and described:
-            parts.append(describe_two_groups(sub, chosen, group).assign(role=role))
+            parts.append(stats.compare_two_groups(sub, chosen, group, test=False).assign(role=role))
     if not parts:
         return pd.DataFrame()
     order = {c: i for i, c in enumerate(MARKERS)}
@@ -192,30 +192,6 @@ def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct", des
     out.insert(2, "domain", out["variable"].map(lambda v: MARKERS[v][1]))
     out["kind"] = out["variable"].map(lambda v: MARKERS[v][0])
     return out
-
-
-def describe_two_groups(df: pd.DataFrame, variables: dict[str, str], group: str) -> pd.DataFrame:
-    """The group summaries of stats.compare_two_groups with no test or effect (blank), in its columns: for
-    the markers that are only described, so no test is run whose result would be thrown away."""
-    levels = stats.group_levels(df, group)
-    if len(levels) != 2:
-        raise ValueError(f"'{group}' must have exactly two non-missing levels, found {levels}")
-    rows = []
-    for var, kind in variables.items():
-        sub = df.loc[df[var].notna() & df[group].notna(), [var, group]]
-        g0, g1 = (sub.loc[sub[group] == lv, var] for lv in levels)
-        if kind == C:
-            summaries = [stats._median_iqr(g.astype(float).to_numpy()) for g in (g0, g1)]
-        elif kind == B:
-            codes, _ = stats.binary_codes(sub[var])
-            summaries = [stats._n_pct(codes[g.index]) for g in (g0, g1)]
-        else:
-            summaries = [stats._level_counts(g) for g in (g0, g1)]
-        rows.append({"variable": var, "n_group0": len(g0), "n_group1": len(g1), "summary_group0": summaries[0],
-                     "summary_group1": summaries[1], "effect": np.nan, "effect_ci_low": np.nan,
-                     "effect_ci_high": np.nan, "effect_measure": "", "test": "", "p_value": np.nan,
-                     "p_adj_bh": np.nan})
-    return pd.DataFrame(rows)
 
 
 def worse_with_severe(comparison: pd.DataFrame) -> tuple[int, int]:

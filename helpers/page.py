@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -42,6 +43,13 @@ class Page:
     @property
     def settings(self):
         return self.data.settings
+
+    def once(self, key: str, make: Callable[[], object]) -> object:
+        """`make()` computed once per page: a result several sections show (graded scales, a model frame)."""
+        store = self.__dict__.setdefault("_once", {})
+        if key not in store:
+            store[key] = make()
+        return store[key]
 
     def download(self, frame: pd.DataFrame, name: str, label: str | None = None) -> HTML:
         """Write the tidy `frame` as `<tables_dir>/<name>.csv` (deterministic bytes) and return its link."""

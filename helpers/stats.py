@@ -210,53 +210,67 @@ def group_levels(df: pd.DataFrame, group: str) -> list:
     return sorted(pd.unique(col.dropna()), key=lambda v: (str(type(v)), v))
 
 
-def compare_two_groups(df: pd.DataFrame, variables: dict[str, str], group: str) -> pd.DataFrame:
+def compare_two_groups(df: pd.DataFrame, variables: dict[str, str], group: str, test: bool = True) -> pd.DataFrame:
     """Compare variables between the two levels of `group` (group1 vs group0, sorted order); one tidy row per variable.
 
     Continuous: Wilcoxon rank-sum (R's exact/asymptotic rule) and Hodges-Lehmann shift group1 - group0
     with CI. Binary: Fisher exact and conditional-MLE odds ratio (odds in group1 / odds in group0)
     with exact CI, as R ``fisher.test``. Categorical: exact r x c Fisher and Cramer's V (no CI).
     BH-adjusted p across the rows (``p_adj_bh``). Rows with a missing value are dropped per variable.
+    `test=False` gives the group summaries only (effect, test and p blank): variables that are described,
+    not tested, pay for no test.
     """
     levels = group_levels(df, group)
     if len(levels) != 2:
         raise ValueError(f"'{group}' must have exactly two non-missing levels, found {levels}")
-    rows = [_compare_one(df, var, kind, group, levels) for var, kind in variables.items()]
+    rows = [_compare_one(df, var, kind, group, levels, test) for var, kind in variables.items()]
     out = pd.DataFrame(rows)
     out["p_adj_bh"] = bh_adjust(out["p_value"]).to_numpy()
     return out
 
 
-def _compare_one(df: pd.DataFrame, var: str, kind: str, group: str, levels: list) -> dict:
-    """One row of compare_two_groups for one variable."""
+def _compare_one(df: pd.DataFrame, var: str, kind: str, group: str, levels: list, tested: bool = True) -> dict:
+    """One row of compare_two_groups for one variable (its summaries only, effect and p blank, when not `tested`)."""
     if kind not in KINDS:
         raise ValueError(f"kind of '{var}' must be one of {KINDS}, got '{kind}'")
     sub = df.loc[df[var].notna() & df[group].notna(), [var, group]]
     g0, g1 = (sub.loc[sub[group] == lv, var] for lv in levels)
-    row = {"variable": var, "n_group0": len(g0), "n_group1": len(g1)}
+    row = {"variable": var, "n_group0": len(g0), "n_group1": len(g1), **_summaries(sub, g0, g1, var, kind)}
+    if not tested:
+        return {**row, "effect": np.nan, "effect_ci_low": np.nan, "effect_ci_high": np.nan, "effect_measure": "",
+                "test": "", "p_value": np.nan}
     if kind == CONTINUOUS:
         x0, x1 = g0.astype(float).to_numpy(), g1.astype(float).to_numpy()
         p, test = wilcoxon_rank_sum(x0, x1)
         est, lo, hi, ci_kind = hodges_lehmann(x0, x1) if len(x0) and len(x1) else (np.nan,) * 3 + ("",)
-        row.update(summary_group0=_median_iqr(x0), summary_group1=_median_iqr(x1), effect=est,
-                   effect_ci_low=lo, effect_ci_high=hi,
+        row.update(effect=est, effect_ci_low=lo, effect_ci_high=hi,
                    effect_measure=f"Hodges-Lehmann shift ({levels[1]} - {levels[0]}), {ci_kind} CI")
     elif kind == BINARY:
         codes, _ = binary_codes(sub[var])
         tab = pd.crosstab(sub[group], codes).reindex(index=levels[::-1], columns=[1.0, 0.0], fill_value=0)
         est, lo, hi, p = fisher_or(tab.to_numpy())
         test = "Fisher's exact"
-        row.update(summary_group0=_n_pct(codes[g0.index]), summary_group1=_n_pct(codes[g1.index]),
-                   effect=est, effect_ci_low=lo, effect_ci_high=hi,
+        row.update(effect=est, effect_ci_low=lo, effect_ci_high=hi,
                    effect_measure=f"odds ratio ({levels[1]} vs {levels[0]}), conditional MLE, exact CI")
     else:
         tab = pd.crosstab(sub[group], sub[var].astype(str)).reindex(index=levels, fill_value=0)
         p, test = fisher_rxc(tab.to_numpy())
         v = float(association(tab.to_numpy(), method="cramer")) if min(tab.shape) > 1 else np.nan
-        row.update(summary_group0=_level_counts(g0), summary_group1=_level_counts(g1), effect=v,
-                   effect_ci_low=np.nan, effect_ci_high=np.nan, effect_measure="Cramer's V")
+        row.update(effect=v, effect_ci_low=np.nan, effect_ci_high=np.nan, effect_measure="Cramer's V")
     row.update(test=test, p_value=p)
     return row
+
+
+def _summaries(sub: pd.DataFrame, g0: pd.Series, g1: pd.Series, var: str, kind: str) -> dict:
+    """summary_group0 and summary_group1 of one variable, as the tested rows of compare_two_groups show them."""
+    if kind == CONTINUOUS:
+        s0, s1 = (_median_iqr(g.astype(float).to_numpy()) for g in (g0, g1))
+    elif kind == BINARY:
+        codes, _ = binary_codes(sub[var])
+        s0, s1 = _n_pct(codes[g0.index]), _n_pct(codes[g1.index])
+    else:
+        s0, s1 = _level_counts(g0), _level_counts(g1)
+    return {"summary_group0": s0, "summary_group1": s1}
 
 
 def _median_iqr(x: np.ndarray) -> str:

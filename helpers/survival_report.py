@@ -614,10 +614,7 @@ def open_chapter(cohort: str, tables_dir: str, landmark_day: float | None = None
 
 def _d(page) -> pd.DataFrame:
     """The chapter's model frame, computed once per page."""
-    cache = page.__dict__.setdefault("_survival_cache", {})
-    if "d" not in cache:
-        cache["d"] = model_frame(page.pt, landmark(page))
-    return cache["d"]
+    return page.once("model_frame", lambda: model_frame(page.pt, landmark(page)))
 
 
 def landmark(page) -> float:

@@ -25,14 +25,6 @@ def p_text(p: float) -> str:
 
 
 # ----------------------------------------------------------------------------- shared results
-def _cached(page: Page, key: str, make) -> object:
-    """One computation per page (the ICANS course and early ICAHT feed several sections)."""
-    store = page.__dict__.setdefault("_toxicity_report", {})
-    if key not in store:
-        store[key] = make()
-    return store[key]
-
-
 def _crs_summary(page: Page) -> pd.DataFrame:
     """Per-patient CRS course under the cohort's primary scale (the same grading as the CRS chapter)."""
     graded = crs.grade_daily(page.data.daily, page.settings.crs_system, page.data.labs,
@@ -45,12 +37,12 @@ def icans_summary(page: Page) -> pd.DataFrame:
     def make() -> pd.DataFrame:
         graded = icans.grade_daily(page.data.daily, page.data.patients)
         return icans.summarise_patients(graded, _crs_summary(page), page.data.patients)
-    return _cached(page, "icans_summary", make).copy()
+    return page.once("icans_summary", make).copy()
 
 
 def _early_icaht(page: Page) -> pd.DataFrame:
     """Early ICAHT per patient (haematotox.early_icaht), computed once per page."""
-    return _cached(page, "early_icaht", lambda: haematotox.early_icaht(page.data.labs, page.data.patients)).copy()
+    return page.once("early_icaht", lambda: haematotox.early_icaht(page.data.labs, page.data.patients)).copy()
 
 
 def _no_icans_columns(page: Page, what: str) -> Skipped | None:

@@ -93,3 +93,13 @@ def test_needs_skips_with_the_reason_and_runs_when_present():
     assert "no daily clinical record" in missing(_cohort(daily=None), ("daily",))
     ran = icans(SimpleNamespace(data=_cohort(daily=daily.assign(ice_score=[10]))))
     assert ran.text() == "ran"
+
+
+def test_a_page_computes_a_result_several_sections_share_once(tmp_path):
+    from helpers.page import Page
+
+    page, calls = Page(data=None, tables_dir=tmp_path), []
+    make = lambda: calls.append(1) or len(calls)  # noqa: E731
+    assert page.once("graded", make) == 1 and page.once("graded", make) == 1 and calls == [1]
+    assert page.once("other", make) == 2  # another key is another result
+    assert Page(data=None, tables_dir=tmp_path).once("graded", make) == 3  # nothing shared between pages
