@@ -328,16 +328,13 @@ def open_pool(jobs: list[Job], workers: int, stage: Path, cache: Path, root: Pat
 
 
 def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path | None = None,
-                cache: Path | None = None, root: Path = PROJECT_ROOT, timeout: int | None = None,
-                core_free=None) -> None:
+                cache: Path | None = None, root: Path = PROJECT_ROOT, timeout: int | None = None) -> None:
     """Execute the jobs whose cache entry is not whole, in warm kernels; raise BuildError naming each failure.
 
-    Notebooks that succeed are cached even when others fail. `core_free()` is called (maybe more than
-    once) as soon as fewer notebooks remain than the machine has cores.
+    Notebooks that succeed are cached even when others fail.
     """
     from helpers.executor import Task
 
-    cores = os.cpu_count() or 1
     cache = cache or (jobs[0].output.parent.parent if jobs else CACHE_DIR)
     todo = []
     for j in jobs:
@@ -353,8 +350,6 @@ def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path
         if pool is not None:
             pool.close()
         return
-    if core_free and len(todo) < cores:
-        core_free()
     own_stage = stage is None
     stage = stage or Path(tempfile.mkdtemp(prefix=f".build-{os.getpid()}-", dir=cache))
     try:
@@ -367,7 +362,6 @@ def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path
                                                      str(j.source.parent)))
         pool = pool or open_pool(todo, workers, stage, cache, root, timeout or cell_timeout(root))
         failures: list[str] = []
-        done: list[str] = []
 
         def report(outcome) -> None:
             job, folder, _ = staged[outcome.name]
@@ -379,9 +373,6 @@ def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path
             seal(folder, job.key)
             install_entry(folder, job)
             log(f"  executed  {outcome.name} in {outcome.seconds:.1f} s")
-            done.append(outcome.name)
-            if core_free and len(todo) - len(done) < cores:
-                core_free()
 
         with pool:
             outcomes = pool.run([t for _, _, t in staged.values()], report)
@@ -423,27 +414,37 @@ def site_is_current(out: Path, digest: str) -> bool:
         recorded.read_text(encoding="utf-8").strip() == digest
 
 
-def stage_sources(staging: Path, jobs: list[Job], cohort_name: str, simulated: bool,
-                  root: Path = PROJECT_ROOT) -> None:
-    """Copy the book sources into staging, put executed notebooks in place and label every page."""
+def stage_frame(staging: Path, jobs: list[Job], cohort_name: str, simulated: bool,
+                root: Path = PROJECT_ROOT) -> None:
+    """Copy the book's sources but the notebooks that execute into staging, with the cohort's banner on every
+    page: what Jupyter Book reads when it starts (configuration, table of contents, references, prose)."""
+    executed = {job.source.resolve() for job in jobs}
+    staging.mkdir(parents=True, exist_ok=True)
     for name in SOURCES:
         src = root / name
         if src.is_dir():
-            shutil.copytree(src, staging / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+            ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
+            shutil.copytree(src, staging / name, ignore=lambda d, names: {
+                *ignore(d, names), *(n for n in names if (Path(d) / n).resolve() in executed)})
         else:
             shutil.copy2(src, staging / name)
-    tables = staging / "_tables"
-    tables.mkdir()
-    for job in jobs:
-        dest = staging / job.source.relative_to(root)
-        with_current_prose(job.output, job.source, dest)
-        fold_code(dest)
-        if (job.output.parent / "tables").exists():
-            shutil.copytree(job.output.parent / "tables", tables, dirs_exist_ok=True)
     config = yaml.safe_load((staging / "_config.yml").read_text(encoding="utf-8"))
     theme = config.setdefault("sphinx", {}).setdefault("config", {}).setdefault("html_theme_options", {})
     theme["announcement"] = banner_text(cohort_name, simulated)  # the bar at the top of every page
     (staging / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def stage_notebooks(staging: Path, jobs: list[Job], root: Path = PROJECT_ROOT) -> None:
+    """Put the executed notebooks (current prose, code folded) and their downloadable tables into staging."""
+    tables = staging / "_tables"
+    tables.mkdir()
+    for job in jobs:
+        dest = staging / job.source.relative_to(root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with_current_prose(job.output, job.source, dest)
+        fold_code(dest)
+        if (job.output.parent / "tables").exists():
+            shutil.copytree(job.output.parent / "tables", tables, dirs_exist_ok=True)
 
 
 def fold_code(nb_path: Path) -> None:
@@ -489,21 +490,30 @@ def _run_killable(cmd: list[str], cwd: Path, started: subprocess.Popen | None = 
 
 
 RENDER = """\
-import functools, sys
+import functools, os, sys
 sys.modules.setdefault("rfc3987_syntax", None)  # as in helpers/__init__.py: 2 s of grammar compiling saved
 import pybtex.plugin as P  # sphinxcontrib-bibtex looks its styles up per citation, each a scan of every
 if hasattr(P, "_load_entry_point"):  # installed package's entry points (0.7 s a build): look up once
     P._load_entry_point = functools.lru_cache(maxsize=None)(P._load_entry_point)
-if sys.argv[1] == "--wait":  # started early (build.EarlyRender): import Sphinx and the extensions on a free
-    del sys.argv[1]            # core while the last notebooks run, then build when the sources are staged
-    import jupyter_book.cli.main, jupyter_book.sphinx, myst_nb.sphinx_ext, sphinx_book_theme, sphinxcontrib.bibtex
-    if sys.stdin.readline().strip() != "go":
-        sys.exit(0)
+if sys.argv[1] == "--wait":  # started early (build.EarlyRender): set the Sphinx application up while the
+    del sys.argv[1]            # notebooks run, then read and write the pages once they are staged
+    import sphinx.application as A
+    def build_when_told(app, *args, _build=A.Sphinx.build, **kwargs):
+        if sys.stdin.readline().strip() != "go":  # the build stopped before rendering
+            os._exit(0)
+        return _build(app, *args, **kwargs)
+    A.Sphinx.build = build_when_told
 if sys.argv[1] == "--reuse":  # a kept folder: Sphinx re-reads the changed pages (book/_ext/write_changed.py
     del sys.argv[1]            # decides whether the others are written again)
 from jupyter_book.cli.main import main
 sys.argv = ["jupyter-book", *sys.argv[1:]]
-main()
+try:
+    main()
+except SystemExit as exc:  # how click ends; a message instead of a code is a failure, as Python reports it
+    code = exc.code if exc.code is None or isinstance(exc.code, int) else (print(exc.code, file=sys.stderr) or 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)  # no tear-down of the thousands of loaded objects: 0.3-0.5 s the build would wait for
 """
 
 
@@ -512,18 +522,25 @@ def render_dir(cache: Path, out: Path) -> Path:
     return cache / "render" / hashlib.sha256(str(out).encode()).hexdigest()[:16]
 
 
-def sync_tree(src: Path, dest: Path) -> None:
-    """Make `dest` hold exactly the files of `src`, rewriting only those whose bytes differ.
-
-    Sphinx re-reads a page only when its file is newer than its environment, so unchanged pages
-    keep their mtime and are not parsed again.
-    """
+def copy_changed(src: Path, dest: Path) -> set[Path]:
+    """Copy into `dest` the files of `src` whose bytes differ there (others keep their mtime); return all of
+    `src`'s files, relative."""
     wanted = {f.relative_to(src) for f in src.rglob("*") if f.is_file()}
     for rel in sorted(wanted):
         target, source = dest / rel, src / rel
         if not target.is_file() or target.read_bytes() != source.read_bytes():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
+    return wanted
+
+
+def sync_tree(src: Path, dest: Path) -> None:
+    """Make `dest` hold exactly the files of `src`, rewriting only those whose bytes differ.
+
+    Sphinx re-reads a page only when its file is newer than its environment, so unchanged pages
+    keep their mtime and are not parsed again.
+    """
+    wanted = copy_changed(src, dest)
     if dest.exists():
         for f in sorted(dest.rglob("*"), reverse=True):
             if f.is_file() and f.relative_to(dest) not in wanted:
@@ -544,19 +561,24 @@ def render_command(staging: Path, work: Path | None) -> tuple[list[str], Path, P
 
 
 class EarlyRender:
-    """Jupyter Book's process, started when a core is free before the last notebooks finish.
+    """Jupyter Book's process, started while the notebooks execute.
 
-    It spends the wait importing Sphinx and the book's extensions (about 2 s of a render), then renders
-    when `render` tells it to; a build that stops before rendering kills it.
+    As soon as the sources other than the executed notebooks are staged (`stage_frame`), it imports Sphinx
+    and the book's extensions and sets the Sphinx application up (configuration, extensions, theme,
+    references, the kept environment): 2-3 s that would otherwise follow the last notebook. It reads and
+    writes the pages when `render` tells it to; a build that stops before rendering kills it.
     """
 
     def __init__(self, staging: Path, work: Path | None):
+        self.staging, self.work = staging, work
         self.cmd, self.cwd, _ = render_command(staging, work)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        """Start the process once (later calls do nothing)."""
+        """Start the process once (later calls do nothing), after copying the staged frame into the kept folder."""
         if self.proc is None:
+            if self.work is not None and self.staging.is_dir():
+                copy_changed(self.staging, self.cwd)  # no deletions: the kept notebooks keep their mtime
             self.cwd.mkdir(parents=True, exist_ok=True)
             self.proc = _spawn([*self.cmd[:3], "--wait", *self.cmd[3:]], self.cwd, stdin=subprocess.PIPE)
 
@@ -778,13 +800,13 @@ def build(cohort: str | Path = SHIPPED_COHORT, out: str | Path = BUILD_DIR / "ht
 
 def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: str, stage: Path, cache: Path,
                          root: Path, workers: int, timeout: int, log) -> None:
-    """The steps of a build that write: kernels warm up during validation, then execute, render (Jupyter Book
-    started on a core the notebooks no longer need), publish."""
-    from helpers.cohort import CohortError, remember, validated
-
+    """The steps of a build that write: kernels warm up during validation, then execute (while Jupyter Book
+    sets itself up), render, publish."""
     todo = [j for j in jobs if entry_problem(j) is not None]
-    pool = open_pool(todo, workers, stage, cache, root, timeout) if todo else None
-    early = EarlyRender(stage / "render", render_dir(cache, out))  # started when a core is free
+    pool = open_pool(todo, workers, stage, cache, root, timeout) if todo else None  # kernels start: first
+    from helpers.cohort import CohortError, remember, validated  # pandas, pandera: 0.5 s the kernels need not wait
+
+    early = EarlyRender(stage / "render", render_dir(cache, out))  # started once the frame is staged
     try:
         try:
             log(f"[1/4] validating {cohort_path.name}")
@@ -797,18 +819,17 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
             name, simulated = data.name, data.simulated
             del report, data  # the kernels load the cohort themselves: free this copy (large cohorts)
             gc.collect()
+            stage_frame(stage / "render", jobs, name, simulated, root)  # what Jupyter Book starts from
+            early.start()
             log(f"[2/4] executing {len(jobs)} notebooks ({len(todo)} not cached)")
-            execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout,
-                        core_free=early.start)
+            execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout)
             pool = None
         finally:
             if pool is not None:
                 pool.kill()
         try:
             log("[3/4] rendering the book")
-            (stage / "render").mkdir(exist_ok=True)
-            stage_sources(stage / "render", jobs, name, simulated, root)
-            early.start()  # already running unless nothing was executed
+            stage_notebooks(stage / "render", jobs, root)
             html = render(stage / "render", log, work=render_dir(cache, out), early=early)
             (html / SITE_HASH_FILE).write_text(digest + "\n", encoding="utf-8")
             log(f"[4/4] publishing to {out}")

@@ -13,9 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.stats as ss
-from firthmodels import FirthLogisticRegression, detect_separation
 from scipy.stats.contingency import association, odds_ratio
-from sklearn.metrics import roc_auc_score
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
@@ -341,6 +339,8 @@ def _model_frame(X: pd.DataFrame, y: np.ndarray, method: str) -> pd.DataFrame:
 
 def _separation(X: pd.DataFrame, y: np.ndarray) -> bool:
     """Ordinary-ML (quasi-)complete separation by the linear-programming check of Konis 2007 (R ``detectseparation``)."""
+    from firthmodels import detect_separation  # with scikit-learn, 0.3 s of import: only where a model is fitted
+
     return bool(detect_separation(X.to_numpy(float), y).separation)
 
 
@@ -361,6 +361,8 @@ def fit_firth(X: pd.DataFrame, y: np.ndarray, conf: float = 0.95) -> tuple[pd.Da
     likelihood is invariant to this; LR p-values are unchanged). Without it, a covariate on a
     0-100 scale leaves the gradient unable to reach a tight tolerance and step-halving fails.
     """
+    from firthmodels import FirthLogisticRegression
+
     k = X.shape[1]
     centre, scale = X.mean(), X.std(ddof=0).replace(0, 1.0)
     model = FirthLogisticRegression(max_iter=200, gtol=1e-7, xtol=1e-7)  # tighter than logistf (1e-5, 1e-4)
@@ -501,6 +503,8 @@ def roc_auc(y, score, n_boot: int = 2000, seed: int = 20200101) -> dict:
     from the apparent balanced accuracy ('cutoff_auc', the AUC of the dichotomised rule).
     Resamples are scored together from counts per distinct score (`_boot_scores`), O(n_boot x n).
     """
+    from sklearn.metrics import roc_auc_score
+
     y = pd.Series(y).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     s = pd.Series(score).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     keep = ~(np.isnan(y) | np.isnan(s))

@@ -346,9 +346,15 @@ def test_an_early_render_waits_and_is_killed_when_the_build_stops_before_renderi
     early.kill()  # nothing left to kill
 
 
-def test_an_early_render_ends_when_its_build_closes_the_pipe(tmp_path):
-    early = build.EarlyRender(tmp_path / "stage" / "render", None)
+def test_an_early_render_sets_up_from_the_frame_and_ends_when_its_build_closes_the_pipe(tmp_path):
+    staging, work = tmp_path / "stage" / "render", tmp_path / "work"
+    build.stage_frame(staging, build.plan_jobs(build.SHIPPED_COHORT, build.notebook_paths(), tmp_path / "cache"),
+                      "simulated", True)
+    assert (staging / "_config.yml").is_file() and not list(staging.glob("notebooks/*.ipynb"))
+    early = build.EarlyRender(staging, work)
     early.start()
+    assert (work / "src" / "_toc.yml").read_bytes() == (staging / "_toc.yml").read_bytes()  # the frame, copied
     proc = early.take()
     proc.stdin.close()  # the build is gone: no "go" will come
-    assert proc.wait(timeout=60) == 0
+    assert proc.wait(timeout=120) == 0
+    assert not (work / "out" / "_build" / "html" / "index.html").exists()  # nothing was rendered

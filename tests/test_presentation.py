@@ -103,3 +103,36 @@ def test_a_page_computes_a_result_several_sections_share_once(tmp_path):
     assert page.once("graded", make) == 1 and page.once("graded", make) == 1 and calls == [1]
     assert page.once("other", make) == 2  # another key is another result
     assert Page(data=None, tables_dir=tmp_path).once("graded", make) == 3  # nothing shared between pages
+
+
+def test_a_figure_is_shown_as_the_inline_backend_shows_it_laid_out_ones_without_a_crop(monkeypatch):
+    import base64
+    import struct
+
+    import IPython.display
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+    from IPython.core.pylabtools import print_figure
+
+    from helpers.sections import show_figure
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append((obj, raw)))
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100, layout="constrained")
+    ax.plot([0, 1], [0, 1])
+    ax.set_xlabel("Days after infusion")
+    monkeypatch.setattr(fig, "get_tightbbox", lambda *a, **k: pytest.fail("a laid-out figure needs no crop"))
+    show_figure(fig)
+    (bundle, raw), = shown
+    assert raw and bundle["text/plain"] == "<Figure size 400x300 with 1 Axes>"  # what nbval compares
+    png = base64.b64decode(bundle["image/png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (400, 300)  # the whole canvas
+    assert not plt.fignum_exists(fig.number)
+
+    plain, ax = plt.subplots(figsize=(4, 3), dpi=100)  # no layout engine: cropped to its tight bounding box
+    ax.plot([0, 1], [0, 1])
+    expected = print_figure(plain, "png", bbox_inches="tight", base64=True)
+    show_figure(plain)
+    assert shown[-1][0]["image/png"] == expected and struct.unpack(">II", base64.b64decode(expected)[16:24]) != (400, 300)
