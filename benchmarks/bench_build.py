@@ -46,6 +46,7 @@ from helpers.paths import SHIPPED_COHORT  # noqa: E402
 
 RESULTS = Path(__file__).resolve().with_name("results.md")
 EDITED = "02_response.ipynb"
+BYTECODE = ROOT / "helpers" / "__pycache__"  # the kernels import the repository's helpers (PYTHONPATH)
 DRIVER = """
 import sys
 from pathlib import Path
@@ -289,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.runs):
             shutil.rmtree(project / "_build", ignore_errors=True)
             shutil.rmtree(site, ignore_errors=True)
+            shutil.rmtree(BYTECODE, ignore_errors=True)  # as in a fresh clone: the build compiles it
             cold.append(pipeline_build("cold, 24 patients", project, SHIPPED_COHORT, site, args.jobs))
             jb.append(jupyter_book_build(project, work))
             print(f"run {i + 1}: pipeline {cold[-1].wall:.1f} s, Jupyter Book {jb[-1].wall:.1f} s", flush=True)
@@ -302,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([sys.executable, "-m", "helpers", "simulate", "--n", "5000", "--seed", "1", "--out",
                             str(big_cohort)], check=True, capture_output=True, cwd=ROOT,
                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        shutil.rmtree(BYTECODE, ignore_errors=True)
         big = pipeline_build("cold, 5,000 patients", project, big_cohort, work / "site5000", args.jobs,
                              memory=True)
     finally:

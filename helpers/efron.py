@@ -116,8 +116,33 @@ def death_moments(X: np.ndarray, time: np.ndarray, events: np.ndarray,
     return order, mean, cov
 
 
+class _EagerCentralValues:
+    """lifelines' own computation of a fit's "baseline" observation (its recursion over strata included)."""
+
+    _compute_central_values_of_raw_training_data = SemiParametricPHFitter._compute_central_values_of_raw_training_data
+
+
 class _FastSemiParametricPHFitter(SemiParametricPHFitter):
-    """The model CoxPHFitter fits with a Breslow baseline, its Efron derivatives from `derivatives`."""
+    """The model CoxPHFitter fits with a Breslow baseline, its Efron derivatives from `derivatives`, its
+    baseline observation computed when first read."""
+
+    def _compute_central_values_of_raw_training_data(self, df: pd.DataFrame, strata=None, name: str = "baseline"):
+        """What `_central_values` computes when read: lifelines' medians and modes of the training data come from
+        `describe()` over every column, a fifth of a small fit, and only partial-effect plots and predictions
+        for the typical patient read them."""
+        return df.copy(), strata, name
+
+    @property
+    def _central_values(self) -> pd.DataFrame:
+        value = self.__dict__["_deferred_central_values"]
+        if isinstance(value, tuple):
+            value = self.__dict__["_deferred_central_values"] = (
+                _EagerCentralValues()._compute_central_values_of_raw_training_data(*value))
+        return value
+
+    @_central_values.setter
+    def _central_values(self, value) -> None:
+        self.__dict__["_deferred_central_values"] = value
 
     def _choose_gradient_calculator(self, T: pd.Series, X: pd.DataFrame, entries: pd.Series | None):
         """Every fit, with or without entry times, takes the derivatives from `derivatives`."""

@@ -241,3 +241,20 @@ def test_a_prose_edit_rewrites_only_its_page_and_a_new_title_every_page(tmp_path
     markdown("# Page A renamed\n\nSecond text.")
     build.build(out=tmp_path / "site", root=root, log=lambda *_: None)
     assert "Page A renamed" in pages()["notebooks/b.html"]
+
+
+def test_the_build_compiles_the_helpers_bytecode_where_python_looks_for_it():
+    import importlib.util
+
+    from helpers import stats
+
+    build.compile_helpers()
+    source = Path(stats.__file__)
+    pyc = Path(importlib.util.cache_from_source(str(source)))
+    header = pyc.read_bytes()[:16]  # magic, flags (0: checked by timestamp), source mtime, source size
+    assert header[:4] == importlib.util.MAGIC_NUMBER and int.from_bytes(header[4:8], "little") == 0
+    assert int.from_bytes(header[8:12], "little") == int(source.stat().st_mtime) & 0xFFFFFFFF
+    assert int.from_bytes(header[12:16], "little") == source.stat().st_size & 0xFFFFFFFF
+    written = pyc.stat().st_mtime_ns
+    build.compile_helpers()  # up to date: not written again
+    assert pyc.stat().st_mtime_ns == written

@@ -71,6 +71,20 @@ def test_fits_equal_lifelines_fits(kwargs):
     assert got.concordance_index_ == want.concordance_index_
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"strata": ["s"]}])
+def test_the_baseline_observation_is_lifelines_own_computed_when_read(kwargs, monkeypatch):
+    d = _cohort(80, 4, 3.0)[["t", "e", "a", "b", "s"]].assign(b=lambda x: x["b"].astype(bool))
+    want = CoxPHFitter().fit(d, "t", "e", fit_options=OPTIONS, **kwargs)._central_values
+    describe = pd.DataFrame.describe
+    with monkeypatch.context() as m:
+        m.setattr(pd.DataFrame, "describe", lambda *a, **k: pytest.fail("describe() ran during the fit"))
+        fitted = efron.FastCoxPHFitter().fit(d, "t", "e", fit_options=OPTIONS, **kwargs)
+    d.loc[:, "a"] = 0.0  # the caller's frame changed after the fit: the baseline is that of the data fitted
+    assert pd.DataFrame.describe is describe
+    pd.testing.assert_frame_equal(fitted._central_values, want)  # medians for numbers, the mode for the flag
+    assert fitted._central_values is fitted._central_values  # computed once
+
+
 def test_time_varying_fit_equals_lifelines():
     rng = np.random.default_rng(5)
     rows = []
