@@ -492,9 +492,15 @@ def _run_killable(cmd: list[str], cwd: Path, started: subprocess.Popen | None = 
 RENDER = """\
 import functools, os, sys
 sys.modules.setdefault("rfc3987_syntax", None)  # as in helpers/__init__.py: 2 s of grammar compiling saved
-import pybtex.plugin as P  # sphinxcontrib-bibtex looks its styles up per citation, each a scan of every
-if hasattr(P, "_load_entry_point"):  # installed package's entry points (0.7 s a build): look up once
-    P._load_entry_point = functools.lru_cache(maxsize=None)(P._load_entry_point)
+from importlib import metadata
+import jinja2, pybtex.plugin as P, sphinx.jinja2glue as J
+_installed = functools.lru_cache(maxsize=None)(metadata.entry_points)  # sphinxcontrib-bibtex looks its styles
+P.entry_points = lambda **which: _installed().select(**which)  # up per citation, each a scan of every package
+def templates_with_bytecode(loader, builder, *args, _init=J.BuiltinTemplateLoader.init, **kwargs):
+    _init(loader, builder, *args, **kwargs)  # the theme's templates compiled once, kept beside the output
+    os.makedirs(cache := os.path.join(builder.outdir, os.pardir, ".jinja"), exist_ok=True)
+    loader.environment.bytecode_cache = jinja2.FileSystemBytecodeCache(cache)  # (checked against the source)
+J.BuiltinTemplateLoader.init = templates_with_bytecode
 if sys.argv[1] == "--wait":  # started early (build.EarlyRender): set the Sphinx application up while the
     del sys.argv[1]            # notebooks run, then read and write the pages once they are staged
     import sphinx.application as A
@@ -520,8 +526,8 @@ except SystemExit as exc:  # how click ends; a message instead of a code is a fa
 def compile_helpers() -> None:
     """Write this package's bytecode (helpers/__pycache__, ignored by git) as pip does for the packages it installs.
 
-    An editable install is not compiled, and with PYTHONDONTWRITEBYTECODE set (containers, this project's CI)
-    Python never stores what it compiles: each kernel would compile the package's 16,000 lines again (0.7 s).
+    An editable install is not compiled, and with PYTHONDONTWRITEBYTECODE set (containers, this project's sandbox)
+    Python never stores what it compiles: each kernel would compile the package's 16,000 lines again (0.4 s).
     Files already compiled are skipped; a read-only tree is left as it is.
     """
     import compileall
