@@ -83,6 +83,7 @@ def test_the_baseline_observation_is_lifelines_own_computed_when_read(kwargs, mo
     assert pd.DataFrame.describe is describe
     pd.testing.assert_frame_equal(fitted._central_values, want)  # medians for numbers, the mode for the flag
     assert fitted._central_values is fitted._central_values  # computed once
+    assert not hasattr(efron._FastSemiParametricPHFitter(), "_central_values")  # before a fit, as lifelines'
 
 
 def test_time_varying_fit_equals_lifelines():
