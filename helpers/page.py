@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from IPython.display import HTML
