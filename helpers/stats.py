@@ -13,9 +13,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import scipy.stats as ss
-from scipy.stats.contingency import association, odds_ratio
+from scipy.stats.contingency import association
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
+
+from helpers.conditional_or import conditional_odds_ratio
 
 CONTINUOUS, BINARY, CATEGORICAL = "continuous", "binary", "categorical"
 KINDS = (CONTINUOUS, BINARY, CATEGORICAL)
@@ -90,7 +92,6 @@ def hodges_lehmann(x0: np.ndarray, x1: np.ndarray, conf: float = 0.95) -> tuple[
     bounds can differ slightly from R in that case.
     """
     x0, x1 = np.asarray(x0, float), np.asarray(x1, float)
-    diffs = np.subtract.outer(x1, x0).ravel()
     m, n, mn = len(x1), len(x0), len(x1) * len(x0)
     alpha = 1 - conf
     if _exact_wilcoxon(x0, x1):
@@ -102,8 +103,26 @@ def hodges_lehmann(x0: np.ndarray, x1: np.ndarray, conf: float = 0.95) -> tuple[
         qu = max(int(math.floor(mn / 2 - z * math.sqrt(mn * (m + n + 1) / 12))), 1)
         kind = "normal approx."
     middle = [(mn - 1) // 2, mn // 2]  # the median's order statistics (one when mn is odd)
-    ranked = np.partition(diffs, sorted({*middle, qu - 1, mn - qu}))  # 4 order statistics, not a full sort
-    return float(np.mean(ranked[middle])), float(ranked[qu - 1]), float(ranked[mn - qu]), kind
+    mid0, mid1, low, high = _difference_order_statistics(x1, x0, [*middle, qu - 1, mn - qu])
+    return float(np.mean([mid0, mid1])), float(low), float(high), kind
+
+
+def _difference_order_statistics(x1: np.ndarray, x0: np.ndarray, ranks: list[int]) -> np.ndarray:
+    """The order statistics (0-based `ranks`) of the m x n differences x1_i - x0_j, without sorting them all.
+
+    Rounded measurements repeat: when the distinct values make at most a quarter as many differences, those
+    are sorted with their multiplicities (counts multiplied) and the ranks read off the cumulative counts;
+    otherwise four order statistics are taken from all the differences by partition. The same values either way.
+    """
+    u1, c1 = np.unique(x1, return_counts=True)
+    u0, c0 = np.unique(x0, return_counts=True)
+    if 4 * len(u1) * len(u0) <= len(x1) * len(x0):
+        diffs = np.subtract.outer(u1, u0).ravel()
+        order = np.argsort(diffs, kind="stable")
+        below = np.cumsum(np.multiply.outer(c1, c0).ravel()[order])  # differences up to each distinct one
+        return diffs[order][np.searchsorted(below, np.asarray(ranks) + 1)]  # rank k: first with k + 1 at or below
+    diffs = np.subtract.outer(x1, x0).ravel()
+    return np.partition(diffs, sorted(set(ranks)))[ranks]
 
 
 # ---------------------------------------------------------------- contingency tables
@@ -183,9 +202,7 @@ def fisher_or(table: np.ndarray, conf: float = 0.95) -> tuple[float, float, floa
     p = float(ss.fisher_exact(t).pvalue)
     if (t.sum(axis=0) == 0).any() or (t.sum(axis=1) == 0).any():
         return float("nan"), float("nan"), float("nan"), p
-    res = odds_ratio(t, kind="conditional")
-    ci = res.confidence_interval(confidence_level=conf)
-    return float(res.statistic), float(ci.low), float(ci.high), p
+    return (*conditional_odds_ratio(t, conf), p)
 
 
 # ---------------------------------------------------------------- two-group comparison

@@ -397,7 +397,8 @@ def firth_cox_table(df: pd.DataFrame, duration: str, event: str, covariates: Seq
     p-values; `se` is the Wald SE. firthmodels handles ties by Breslow's method (as R coxphf).
     """
     from firthmodels import FirthCoxPH
-    from lifelines.utils import concordance_index
+
+    from helpers.concordance import concordance_index
 
     d = _model_data(df, duration, event, covariates)
     X = d[list(covariates)].to_numpy(float)
@@ -409,7 +410,7 @@ def firth_cox_table(df: pd.DataFrame, duration: str, event: str, covariates: Seq
         model.lrt()
     messages = _fit_messages(caught) + ([] if model.converged_ else ["Firth fit did not converge"])
     epv, converged, note = _flags(events, len(covariates), messages, model.coef_)
-    cindex = concordance_index(d[duration], -(X @ model.coef_), d[event])
+    cindex = concordance_index(d[duration].to_numpy(float), -(X @ model.coef_), d[event].to_numpy(float))
     out = _tidy(covariates, model.coef_, model.bse_, ci[:, 0], ci[:, 1], model.lrt_pvalues_,
                 {"n": len(d), "events": events, "epv": epv, "concordance": float(cindex),
                  "converged": converged and bool(model.converged_), "warning": note})

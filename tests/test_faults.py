@@ -334,13 +334,16 @@ def test_a_kernel_that_loses_a_port_is_started_again(monkeypatch):
 
 
 def test_an_early_render_waits_and_is_killed_when_the_build_stops_before_rendering(tmp_path):
-    early = build.EarlyRender(tmp_path / "stage" / "render", tmp_path / "work")
+    staging = tmp_path / "stage" / "render"
+    build.stage_frame(staging, build.plan_jobs(build.SHIPPED_COHORT, build.notebook_paths(), tmp_path / "cache"),
+                      "simulated", True)  # a frame to set up from: without one Jupyter Book stops at once
+    early = build.EarlyRender(staging, tmp_path / "work")
     early.start()
     proc = early.proc
     early.start()  # started once
     assert early.proc is proc and proc.poll() is None  # importing Sphinx, then waiting for "go"
-    time.sleep(0.5)
-    assert proc.poll() is None
+    time.sleep(3)
+    assert proc.poll() is None, proc.stdout.read()
     early.kill()
     assert proc.poll() is not None and early.take() is None
     early.kill()  # nothing left to kill

@@ -393,6 +393,34 @@ def test_spaghetti_day_axis_linear_then_log():
     plt.close(fig)
 
 
+def test_patient_lines_draw_the_pixels_of_a_line_collection(monkeypatch):
+    # PatientLines scales all vertices at once; a plain LineCollection scales them path by path: the same
+    # figure (symlog days, log concentrations, two groups, the legend placed "best") to the byte.
+    import io
+
+    from matplotlib.collections import LineCollection
+
+    from helpers import kinetics
+
+    rng = np.random.default_rng(4)
+    kin = _kin({f"P{i:02d}": ([0, 7, 14, 28, 90, 365], list(rng.lognormal(6, 2, 6) * (rng.random(6) > 0.2)))
+                for i in range(40)})
+    group = pd.Series(["yes", "no"] * 20, index=[f"P{i:02d}" for i in range(40)])
+
+    def png() -> tuple[bytes, type]:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        plot_spaghetti(kin, group, ax=ax, linear_to=28, max_patients=10)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", bbox_inches="tight")
+        plt.close(fig)
+        return buf.getvalue(), type(ax.collections[0])
+
+    fast, kind = png()
+    monkeypatch.setattr(kinetics, "PatientLines", LineCollection)
+    plain, plain_kind = png()
+    assert (kind.__name__, plain_kind) == ("PatientLines", LineCollection) and fast == plain
+
+
 def test_plots_with_no_grouped_patient_say_so():
     # e.g. a cohort without any CRS grade: every group is missing, so nothing can be drawn by group.
     kin = _kin({"P01": ([0, 7], [0, 500]), "P02": ([0, 7], [0, 300])})

@@ -120,6 +120,25 @@ def test_hodges_lehmann_with_ties_close_to_r():
     assert (est, lo, hi) == pytest.approx((2.50781318, -0.99993392, 4.99993392), abs=0.01)
 
 
+def test_hodges_lehmann_from_repeated_values_by_hand():
+    # x1 = 3 (x4), 4 (x4); x0 = 1 (x4), 2 (x4): 64 differences, 16 of 1, 32 of 2, 16 of 3 (4 distinct pairs:
+    # counted, not listed). Median = ranks 32 and 33 = 2; normal rank k = floor(32 - 1.959964 sqrt(64*17/12))
+    # = floor(13.34) = 13, so the CI is the 13th and 52nd differences = (1, 3).
+    est, lo, hi, kind = st.hodges_lehmann(np.array([1.0] * 4 + [2.0] * 4), np.array([3.0] * 4 + [4.0] * 4))
+    assert (est, lo, hi, kind) == (2.0, 1.0, 3.0, "normal approx.")
+
+
+@pytest.mark.parametrize("decimals", [0, 1, None])
+def test_difference_order_statistics_equal_a_full_sort(decimals):
+    rng = np.random.default_rng(7)
+    x1, x0 = rng.normal(1, 2, 700), rng.gamma(2, 1.5, 900)
+    if decimals is not None:  # rounded measurements: the distinct values are counted
+        x1, x0 = np.round(x1, decimals), np.round(x0, decimals)
+    d = np.sort(np.subtract.outer(x1, x0).ravel())
+    ranks = [0, 1, 62_999, 315_000, 629_999]
+    assert np.array_equal(st._difference_order_statistics(x1, x0, ranks), d[ranks])
+
+
 # ---------------------------------------------------------------- Fisher
 def test_fisher_rxc_two_by_three_against_exact_permutation():
     table = np.array([[2, 0, 1], [0, 3, 2]])
