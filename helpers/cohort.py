@@ -14,7 +14,7 @@ import math
 import os
 import pickle
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +179,7 @@ class Cohort:
     labs: pd.DataFrame | None = None
     seed: int | None = None
     enrolled: int | None = None
+    key: str = ""  # the content key of the files it was loaded from (load_cohort); "" when built in memory
 
     def has(self, table: str) -> bool:
         """True when the optional table is present and has rows."""
@@ -744,21 +745,23 @@ def load_cohort(path: str | Path, cache: bool = True) -> Cohort:
 
     A valid cohort is cached (pickle under helpers.paths.cache_dir(): _build/.cache, or a centre's private
     build folder) keyed on the content of its files and of the loader's own code, so the chapters of one
-    build validate a large cohort once, not once each.
+    build validate a large cohort once, not once each. The cohort carries that key (`Cohort.key`): what
+    the chapters derive from it alone is shared between them on it (`helpers.derive.shared`).
     """
     from helpers.paths import cache_dir, resolve
 
     path = resolve(path)
-    entry = cache_dir() / "cohorts" / f"{_content_key(path)}.pkl" if cache and path.exists() else None
+    key = _content_key(path) if cache and path.exists() else ""
+    entry = cache_dir() / "cohorts" / f"{key}.pkl" if key else None
     if entry is not None and entry.exists():
         with open(entry, "rb") as f:
-            return pickle.load(f)
+            return replace(pickle.load(f), key=key)
     report, cohort = validate(path)
     if cohort is None:
         raise CohortError(report)
     if entry is not None:
         remember(path, cohort)
-    return cohort
+    return replace(cohort, key=key)
 
 
 def remember(path: Path, cohort: Cohort, report: Report | None = None) -> None:

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from helpers import crs, display, fmt, labels
+from helpers import crs, derive, display, fmt, labels
 from helpers import crs_severity as cs
 from helpers.sections import Shown, Skipped, needs
 
@@ -50,8 +50,7 @@ def episode_rule(page) -> str:
 
 
 def _graded(page) -> dict[str, pd.DataFrame]:
-    d = page.data
-    return page.once("graded", lambda: crs.grade_systems(d.daily, crs.SYSTEMS, d.labs, _options(page)))
+    return page.once("graded", lambda: derive.graded_scales(page.data))
 
 
 def _summaries(page) -> dict[str, pd.DataFrame]:
@@ -429,7 +428,7 @@ def _comparison(page, group: str, id: str, csv: str) -> Shown | Skipped:
     if page.pt["crs_grade"].isna().all():
         return Skipped("the comparison of markers", "this cohort has no CRS grades.")
     frame = _severity(page)
-    comp = cs.compare_severity(frame, group, _primary(page), described=True)
+    comp = cs.page_comparison(page, group)
     if comp.empty:
         return Skipped("the comparison of markers", "one of the two CRS groups has no patient, or no marker "
                        "has a value.")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from helpers import crs, labels, published, stats
+from helpers import crs, derive, labels, published, stats
 from helpers.cohort import Cohort
 
 NONE, MILD, SEVERE, MILD_OR_NONE = "none", "mild", "severe", "mild/none"
@@ -192,6 +192,15 @@ def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct", des
     out.insert(2, "domain", out["variable"].map(lambda v: MARKERS[v][1]))
     out["kind"] = out["variable"].map(lambda v: MARKERS[v][0])
     return out
+
+
+def page_comparison(page, group: str) -> pd.DataFrame:
+    """compare_severity of a page's patients by `group`, every marker (described ones too), under the cohort's
+    scale and severe grade: a function of the cohort alone, so computed once per build (derive.shared) for
+    the CRS chapter and the findings page that both report it."""
+    s = page.settings
+    return derive.shared(page.data, f"severity-comparison-{group}", lambda: compare_severity(
+        severity_frame(page.pt, page.data, s.severe_crs_grade), group, s.crs_system, described=True))
 
 
 def worse_with_severe(comparison: pd.DataFrame) -> tuple[int, int]:

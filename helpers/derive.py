@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ import pandas as pd
 from helpers import crs, kinetics
 from helpers.cohort import Cohort
 
+T = TypeVar("T")
 OXYGEN_RANK = {"none": 0, "low_flow": 1, "high_flow": 2, "facemask": 2, "nonrebreather": 2, "venturi": 2,
                "cpap": 3, "bipap": 3, "mechanical_ventilation": 4}
 
@@ -43,28 +46,43 @@ def crs_grades(cohort: Cohort) -> pd.DataFrame:
     return out
 
 
-def shared_patient_table(cohort: Cohort, path: Path | None) -> pd.DataFrame:
-    """patient_table(cohort) computed once per build, not once per chapter: pickled beside the loaded cohort,
-    keyed on the cohort's files, its settings and the source of every helpers module (any change recomputes)."""
-    from helpers.cohort import _content_key
+def shared(cohort: Cohort, name: str, compute: Callable[[], T]) -> T:
+    """`compute()`, a function of the cohort alone, computed once per build instead of once per chapter that
+    needs it: pickled beside the loaded cohort, keyed on the cohort's files (`Cohort.key`), its settings,
+    `name` and the source of every helpers module (any change recomputes). A cohort built in memory
+    (no key) computes it each time."""
     from helpers.paths import cache_dir
 
-    if path is None or not path.exists():
-        return patient_table(cohort)
-    h = hashlib.sha256((_content_key(path) + repr(cohort.settings)).encode())
+    if not cohort.key:
+        return compute()
+    h = hashlib.sha256(f"{cohort.key}|{cohort.settings!r}|{name}".encode())
     for module in sorted(Path(__file__).parent.glob("*.py")):
         h.update(module.read_bytes())
-    entry = cache_dir() / "cohorts" / f"patients-{h.hexdigest()[:32]}.pkl"
+    entry = cache_dir() / "cohorts" / f"{name}-{h.hexdigest()[:32]}.pkl"
     try:
-        return pd.read_pickle(entry)
+        with open(entry, "rb") as f:
+            return pickle.load(f)
     except (OSError, EOFError, pickle.UnpicklingError):
         pass
-    table = patient_table(cohort)
+    value = compute()
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-    table.to_pickle(tmp)
+    with open(tmp, "wb") as f:
+        pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, entry)  # atomic: a chapter in another kernel never reads half a file
-    return table
+    return value
+
+
+def shared_patient_table(cohort: Cohort) -> pd.DataFrame:
+    """patient_table(cohort), computed once per build (`shared`), not once per chapter."""
+    return shared(cohort, "patients", lambda: patient_table(cohort))
+
+
+def graded_scales(cohort: Cohort) -> dict[str, pd.DataFrame]:
+    """The daily record graded under every CRS scale with the cohort's options (crs.grade_systems), once per
+    build: the CRS chapter's agreement and course tables and the reproduction page's counts by scale."""
+    return shared(cohort, "graded", lambda: crs.grade_systems(cohort.daily, crs.SYSTEMS, cohort.labs,
+                                                                crs.cohort_options(cohort.settings)))
 
 
 def crs_system_label(system: str) -> str:

@@ -114,11 +114,10 @@ def crs_lines(page) -> list[dict]:
 
 def marker_lines(page) -> list[dict]:
     """How many severity markers differ between severe and mild CRS after Benjamini-Hochberg adjustment."""
-    pt, s = page.pt, page.settings
-    if pt["crs_grade"].isna().all() or not (page.data.has("daily") or page.data.has("labs")):
+    if page.pt["crs_grade"].isna().all() or not (page.data.has("daily") or page.data.has("labs")):
         return []
-    frame = crs_severity.severity_frame(pt, page.data, s.severe_crs_grade)
-    c = crs_severity.compare_severity(frame, "severe_vs_mild", s.crs_system)
+    c = crs_severity.page_comparison(page, "severe_vs_mild")  # the CRS chapter's comparison
+    c = c[c["role"] == "tested"].reset_index(drop=True) if not c.empty else c
     if c.empty:
         return []
     k, q = int((c["p_adj_bh"] < 0.05).sum()), c["p_adj_bh"]

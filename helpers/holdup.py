@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import crs, fmt, labels, published, survival
+from helpers import crs, derive, fmt, labels, published, survival
 from helpers.cohort import Cohort
 
 REMISSION_DAY = "remission_day"
@@ -103,8 +103,8 @@ def cox_corrected_pvalues(d: pd.DataFrame, end: str) -> pd.DataFrame:
 
 def crs_counts_by_scale(cohort: Cohort) -> pd.DataFrame:
     """Any and severe CRS per scale, graded from the daily record: system, any_crs, severe_crs, n."""
-    grades = crs.agreement_table(cohort.daily, cohort.patients, labs=cohort.labs,
-                                 options=crs.cohort_options(cohort.settings))
+    grades = crs.agreement_from_summaries({s: crs.summarise_patients(g, cohort.patients)
+                                           for s, g in derive.graded_scales(cohort).items()})  # the CRS chapter's grading
     severe = cohort.settings.severe_crs_grade
     rows = [{"system": s, "any_crs": int((grades[s] >= 1).sum()), "severe_crs": int((grades[s] >= severe).sum()),
              "n": int(grades[s].notna().sum())} for s in crs.SYSTEMS]

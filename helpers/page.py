@@ -38,7 +38,7 @@ class Page:
         """The per-patient analysis table (helpers.derive), computed once per build and page."""
         from helpers import derive
 
-        return derive.shared_patient_table(self.data, self.path)
+        return derive.shared_patient_table(self.data)
 
     @property
     def settings(self):

@@ -207,10 +207,12 @@ def _f8(pt, c, memo):
 def severity_markers(pt: pd.DataFrame, cohort: Cohort) -> pd.DataFrame:
     """Per-patient vital-sign and lab extremes (days 0-28) for the F9 comparison, with the CRS group."""
     d = pt[["patient_id", "crs_grade", "severe_crs"]]
-    if cohort.has("daily"):
-        d = d.merge(derive.vital_extremes(cohort.daily), on="patient_id", how="left")
+    if cohort.has("daily"):  # the extremes depend on the cohort alone: once per build (derive.shared)
+        d = d.merge(derive.shared(cohort, "vital-extremes", lambda: derive.vital_extremes(cohort.daily)),
+                    on="patient_id", how="left")
     if cohort.has("labs"):
-        d = d.merge(derive.lab_extremes(cohort.labs), on="patient_id", how="left")
+        d = d.merge(derive.shared(cohort, "lab-extremes", lambda: derive.lab_extremes(cohort.labs)),
+                    on="patient_id", how="left")
     return d
 
 
