@@ -232,6 +232,21 @@ def test_findings_on_the_shipped_cohort(shipped):
     assert not t["result"].str.contains(r"\binf\b|\bnan\b|e\+").any()
 
 
+def test_findings_markers_are_the_crs_chapters_tested_family(shipped):
+    # the findings page reads the CRS chapter's comparison (every marker, shared on the cohort's key) and counts
+    # only the tested markers: the same rows and q-values as the tested-only comparison computed afresh
+    from helpers import crs_severity
+
+    s = shipped.settings
+    fresh = crs_severity.compare_severity(crs_severity.severity_frame(shipped.pt, shipped.data, s.severe_crs_grade),
+                                          "severe_vs_mild", s.crs_system)
+    shared = crs_severity.page_comparison(shipped, "severe_vs_mild")
+    assert set(shared["role"]) > {"tested"}  # described markers too, as the chapter shows them
+    assert shared[shared["role"] == "tested"].reset_index(drop=True).equals(fresh)
+    k = int((fresh["p_adj_bh"] < 0.05).sum())
+    assert findings.marker_lines(shipped)[0]["result"].startswith(f"{k} of {len(fresh)} markers differ")
+
+
 def test_simulator_writes_ne_for_deaths_before_the_assessment_day(tmp_path):
     """Fresh simulation (the shipped seed, in a temp folder): NE exactly for non-responders dead before day 28;
     the other tables stay byte-identical and every published fact still holds."""

@@ -65,3 +65,51 @@ def test_vital_and_lab_extremes_over_days_0_to_28(tmp_path):
     assert labs.loc["P02", "platelets_min"] == 12 and np.isnan(labs.loc["P01", "platelets_min"])
     assert list(labs.columns) == sorted(labs.columns)
     assert isinstance(labs, pd.DataFrame)
+
+
+# ---------------------------------------------------------------- derivations shared between chapters
+
+def test_shared_computes_once_per_cohort_key_and_settings(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from helpers.cohort import _content_key
+    from helpers.paths import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "c").mkdir()
+    c = cohort(tmp_path / "c")
+    assert c.key == _content_key(tmp_path / "c")  # load_cohort marks the cohort with its files' key
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"n": [len(calls)]})
+
+    first = derive.shared(c, "thing", compute)
+    again = derive.shared(load_cohort(tmp_path / "c"), "thing", compute)  # another chapter: read, not computed
+    assert len(calls) == 1 and again.equals(first)
+    derive.shared(c, "other", compute)  # another derivation
+    derive.shared(replace(c, settings=replace(c.settings, severe_crs_grade=4)), "thing", compute)  # other settings
+    assert len(calls) == 3
+    in_memory = replace(c, key="")  # a cohort built in memory: nothing to key on, computed each time
+    derive.shared(in_memory, "thing", compute)
+    derive.shared(in_memory, "thing", compute)
+    assert len(calls) == 5
+
+
+def test_shared_grading_and_counts_by_scale_equal_a_fresh_grading(tmp_path, monkeypatch):
+    from helpers import crs, holdup
+    from helpers.paths import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "c").mkdir()
+    c = cohort(tmp_path / "c")
+    fresh = crs.grade_systems(c.daily, crs.SYSTEMS, c.labs, crs.cohort_options(c.settings))
+    for _ in range(2):  # computed, then read back
+        graded = derive.graded_scales(c)
+        assert graded.keys() == fresh.keys() and all(graded[s].equals(fresh[s]) for s in fresh)
+    wide = crs.agreement_table(c.daily, c.patients, labs=c.labs, options=crs.cohort_options(c.settings))
+    severe = c.settings.severe_crs_grade
+    expected = [{"system": s, "any_crs": int((wide[s] >= 1).sum()), "severe_crs": int((wide[s] >= severe).sum()),
+                 "n": int(wide[s].notna().sum())} for s in crs.SYSTEMS]
+    assert holdup.crs_counts_by_scale(c).to_dict("records") == expected
