@@ -312,7 +312,9 @@ def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> 
     many times), then spread back to the rows. Cells that do not parse as they stand are stripped of
     surrounding spaces, lower-cased for the missing-value words, and parsed again.
     """
-    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=True)
+    if pd.api.types.infer_dtype(values, skipna=False) != "string":  # read as text, so nearly always strings
+        values = values.astype(str)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
     raw = pd.Series(uniques, dtype=object).astype(str)
     if col.kind == "text":
         raw = raw.str.strip()
@@ -332,9 +334,9 @@ def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> 
     if col.kind in ("number", "integer", "flag"):  # spread floats, not Python objects: long tables stay fast
         numbers = np.append(pd.to_numeric(parsed, errors="coerce").to_numpy(dtype=float), np.nan)
         full = pd.Series(numbers.take(codes), index=values.index)  # code -1 (missing) takes the final NaN
-    else:
-        full = pd.Series(np.append(np.asarray(parsed, dtype=object), None).take(codes), index=values.index,
-                         dtype=object)
+    else:  # typed once per distinct text, then spread (code -1, missing, takes the final None)
+        typed = _typed(pd.Series(np.append(np.asarray(parsed, dtype=object), None), dtype=object), col)
+        full = pd.Series(typed.array.take(codes), index=values.index)
     if bad.any():
         bad_rows = np.flatnonzero(bad.to_numpy()[codes] & (codes >= 0))
         shown = text.to_numpy()
@@ -342,7 +344,7 @@ def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> 
             found = shown[codes[pos]]
             report.add("error", file, f"found '{found}', expected {expected}.", row=int(values.index[pos]) + 2,
                        column=col.name, value=found, summary=f"expected {expected}.")
-    return _typed(full, col)
+    return _typed(full, col) if col.kind in ("number", "integer", "flag") else full
 
 
 def _parse_cells(text: pd.Series, col: Column) -> tuple[pd.Series, str]:
