@@ -179,7 +179,7 @@ class Cohort:
     labs: pd.DataFrame | None = None
     seed: int | None = None
     enrolled: int | None = None
-    key: str = ""  # the content key of the files it was loaded from (load_cohort); "" when built in memory
+    key: str = ""  # content key of the files it was loaded from (load_cohort); "" built in memory or with other tables
 
     def has(self, table: str) -> bool:
         """True when the optional table is present and has rows."""
