@@ -84,7 +84,7 @@ def _course(page) -> pd.DataFrame:
 
 
 def _severity(page) -> pd.DataFrame:
-    return page.once("severity", lambda: cs.severity_frame(page.pt, page.data, _severe(page)))
+    return cs.page_frame(page)
 
 
 def _patients(k: int) -> str:

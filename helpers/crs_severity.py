@@ -194,13 +194,19 @@ def compare_severity(frame: pd.DataFrame, group: str, system: str = "astct", des
     return out
 
 
+def page_frame(page) -> pd.DataFrame:
+    """severity_frame of a page's patients under the cohort's severe grade: a function of the cohort alone, so
+    computed once per page and build (derive.shared)."""
+    return page.once("severity", lambda: derive.shared(page.data, "severity-frame", lambda: severity_frame(
+        page.pt, page.data, page.settings.severe_crs_grade)))
+
+
 def page_comparison(page, group: str) -> pd.DataFrame:
     """compare_severity of a page's patients by `group`, every marker (described ones too), under the cohort's
     scale and severe grade: a function of the cohort alone, so computed once per build (derive.shared) for
     the CRS chapter and the findings page that both report it."""
-    s = page.settings
     return derive.shared(page.data, f"severity-comparison-{group}", lambda: compare_severity(
-        severity_frame(page.pt, page.data, s.severe_crs_grade), group, s.crs_system, described=True))
+        page_frame(page), group, page.settings.crs_system, described=True))
 
 
 def worse_with_severe(comparison: pd.DataFrame) -> tuple[int, int]:
