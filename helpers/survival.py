@@ -41,9 +41,12 @@ def _check_columns(df: pd.DataFrame, *columns: str | None) -> None:
         raise KeyError(f"column(s) {missing} not found; the table has {list(df.columns)}")
 
 
-def _time_event(df: pd.DataFrame, duration: str, event: str) -> pd.DataFrame:
-    """Rows with a known duration and event, as float time and int event (0/1)."""
+def _time_event(df: pd.DataFrame, duration: str, event: str, only: bool = False) -> pd.DataFrame:
+    """Rows with a known duration and event, as float time and int event (0/1); with `only`, just those two
+    columns (a curve needs no other: the patient table's sixty are not copied for each one)."""
     _check_columns(df, duration, event)
+    if only:
+        df = df[list(dict.fromkeys([duration, event]))]
     out = df.loc[df[duration].notna() & df[event].notna()].copy()
     out[duration] = out[duration].astype(float)
     out[event] = out[event].astype(float).astype(int)
@@ -70,7 +73,7 @@ def km_curve(df: pd.DataFrame, duration: str, event: str, conf: float = 0.95,
         raise ValueError(f"conf_type must be 'log-log' or 'log', not {conf_type!r}")
     from lifelines import KaplanMeierFitter
 
-    d = _time_event(df, duration, event)
+    d = _time_event(df, duration, event, only=True)
     kmf = KaplanMeierFitter(alpha=1 - conf).fit(d[duration], d[event])
     tab = kmf.event_table
     tab = tab[tab["removed"] > 0]
@@ -134,8 +137,12 @@ def _surv_at(curve: pd.DataFrame, t: float) -> tuple[float, float, float]:
     return (float(last["surv"]), float(last["ci_low"]), float(last["ci_high"]))
 
 
-def _groups(df: pd.DataFrame, group: str | None) -> list[tuple[str, pd.DataFrame]]:
-    """(label, rows) per group in sorted order; one group 'all' when group is None."""
+def _groups(df: pd.DataFrame, group: str | None, *keep: str) -> list[tuple[str, pd.DataFrame]]:
+    """(label, rows) per group in sorted order; one group 'all' when group is None. With `keep`, the rows
+    carry only those columns and the group's (checked first, as every column a caller names)."""
+    if keep:
+        _check_columns(df, *keep, *([group] if group else []))
+        df = df[list(dict.fromkeys([*keep, *([group] if group else [])]))]
     if group is None:
         return [("all", df)]
     _check_columns(df, group)
@@ -152,8 +159,8 @@ def km_estimates(df: pd.DataFrame, duration: str, event: str, group: str | None 
     summary(..., extend=FALSE) drops it).
     """
     rows = []
-    for label, sub in _groups(df, group):
-        d = _time_event(sub, duration, event)
+    for label, sub in _groups(df, group, duration, event):
+        d = _time_event(sub, duration, event, only=True)
         curve = km_curve(d, duration, event, conf=conf, conf_type=conf_type)
         t, base = curve["time"].to_numpy(), {"group": label, "n": len(d), "events": int(d[event].sum())}
         rows.append({**base, "quantity": "median", "estimate": _r_quantile(t, curve["surv"].to_numpy()),
@@ -173,8 +180,8 @@ def at_risk_table(df: pd.DataFrame, duration: str, event: str, group: str | None
                   times: Sequence[float]) -> pd.DataFrame:
     """Numbers at risk (duration >= t) at each time per group, as survminer prints under a KM plot."""
     rows = []
-    for label, sub in _groups(df, group):
-        d = _time_event(sub, duration, event)
+    for label, sub in _groups(df, group, duration, event):
+        d = _time_event(sub, duration, event, only=True)
         for t in times:
             rows.append({"group": label, "time": float(t), "n_risk": int((d[duration] >= t).sum())})
     return pd.DataFrame(rows, columns=["group", "time", "n_risk"])
@@ -254,7 +261,7 @@ def median_followup(df: pd.DataFrame, duration: str, event: str) -> dict:
     Censoring is treated as the event; `min`/`max` are the range of follow-up among censored
     (alive/event-free) patients, the ones whose follow-up is not cut short by the event.
     """
-    d = _time_event(df, duration, event)
+    d = _time_event(df, duration, event, only=True)
     rev = d.assign(**{event: 1 - d[event]})
     curve = km_curve(rev, duration, event)
     t = curve["time"].to_numpy()
@@ -876,8 +883,8 @@ def kmunicate_table(df: pd.DataFrame, duration: str, event: str, group: str | No
                     times: Sequence[float]) -> pd.DataFrame:
     """At risk (duration >= t), events and censored up to t, per group at each time (Morris et al. 2019)."""
     rows = []
-    for label, sub in _groups(df, group):
-        d = _time_event(sub, duration, event)
+    for label, sub in _groups(df, group, duration, event):
+        d = _time_event(sub, duration, event, only=True)
         t, e = d[duration].to_numpy(float), d[event].to_numpy(int)
         for tt in times:
             rows.append({"group": label, "time": float(tt), "n_risk": int((t >= tt).sum()),
