@@ -857,6 +857,8 @@ def landmark_series(df: pd.DataFrame, duration: str, event: str, covariate_day: 
     row per landmark with hr, ci_low, ci_high, p_value, n, events, n_exposed, late, estimable, reason.
     """
     rows = []
+    _check_columns(df, duration, event, covariate_day)
+    df = df[list(dict.fromkeys([duration, event, covariate_day]))]  # all a landmark model reads: no wide copies
     day_all = pd.to_numeric(df[covariate_day], errors="coerce")
     for L in days:
         lm = landmark(df, duration, event, float(L), covariate_day_col=covariate_day)
