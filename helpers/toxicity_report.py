@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from helpers import crs, deaths, display, fmt, haematotox, icans, labels
+from helpers import crs, deaths, derive, display, fmt, haematotox, icans, labels
 from helpers.page import Page
 from helpers.sections import Shown, Skipped, needs
 
@@ -26,10 +26,9 @@ def p_text(p: float) -> str:
 
 # ----------------------------------------------------------------------------- shared results
 def _crs_summary(page: Page) -> pd.DataFrame:
-    """Per-patient CRS course under the cohort's primary scale (the same grading as the CRS chapter)."""
-    graded = crs.grade_daily(page.data.daily, page.settings.crs_system, page.data.labs,
-                             crs.cohort_options(page.settings))
-    return crs.summarise_patients(graded, page.data.patients)
+    """Per-patient CRS course under the cohort's primary scale: the CRS chapter's own grading (derive.graded_scales,
+    once per build)."""
+    return crs.summarise_patients(derive.graded_scales(page.data)[page.settings.crs_system], page.data.patients)
 
 
 def icans_summary(page: Page) -> pd.DataFrame:
