@@ -756,8 +756,11 @@ def load_cohort(path: str | Path, cache: bool = True) -> Cohort:
     key = _content_key(path) if cache and path.exists() else ""
     entry = cache_dir() / "cohorts" / f"{key}.pkl" if key else None
     if entry is not None and entry.exists():
-        with open(entry, "rb") as f:
-            return replace(pickle.load(f), key=key)
+        try:
+            with open(entry, "rb") as f:
+                return replace(pickle.load(f), key=key)
+        except Exception:  # unreadable (other library versions): validate again, and store afresh
+            entry.unlink(missing_ok=True)
     report, cohort = validate(path)
     if cohort is None:
         raise CohortError(report)

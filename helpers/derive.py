@@ -62,7 +62,7 @@ def shared(cohort: Cohort, name: str, compute: Callable[[], T]) -> T:
     try:
         with open(entry, "rb") as f:
             return pickle.load(f)
-    except (OSError, EOFError, pickle.UnpicklingError):
+    except Exception:  # absent, half-written by a killed build, or from other library versions: compute again
         pass
     value = compute()
     entry.parent.mkdir(parents=True, exist_ok=True)

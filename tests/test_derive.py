@@ -113,3 +113,31 @@ def test_shared_grading_and_counts_by_scale_equal_a_fresh_grading(tmp_path, monk
     expected = [{"system": s, "any_crs": int((wide[s] >= 1).sum()), "severe_crs": int((wide[s] >= severe).sum()),
                  "n": int(wide[s].notna().sum())} for s in crs.SYSTEMS]
     assert holdup.crs_counts_by_scale(c).to_dict("records") == expected
+
+
+def test_shared_recomputes_over_an_unreadable_entry(tmp_path, monkeypatch):
+    from helpers.paths import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "c").mkdir()
+    c = cohort(tmp_path / "c")
+    assert derive.shared(c, "thing", lambda: 1) == 1
+    (entry,) = (tmp_path / "cache" / "cohorts").glob("thing-*.pkl")
+    entry.write_bytes(b"chelpers.derive\nNoSuchThing\n.")  # a class another version had: AttributeError on load
+    assert derive.shared(c, "thing", lambda: 2) == 2
+    assert derive.shared(c, "thing", lambda: 3) == 2  # the new value was stored
+
+
+def test_an_unreadable_cohort_cache_entry_is_validated_again(tmp_path, monkeypatch):
+    from helpers.cohort import _content_key
+    from helpers.paths import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "c").mkdir()
+    first = cohort(tmp_path / "c")
+    entry = tmp_path / "cache" / "cohorts" / f"{_content_key(tmp_path / 'c')}.pkl"
+    assert entry.is_file()  # the first load stored it
+    entry.write_bytes(b"chelpers.cohort\nNoSuchThing\n.")
+    again = load_cohort(tmp_path / "c")
+    assert again.patients.equals(first.patients) and again.key == first.key
+    assert load_cohort(tmp_path / "c").patients.equals(first.patients)  # stored afresh, readable
