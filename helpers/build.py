@@ -688,13 +688,22 @@ def publish(html: Path, out: Path) -> None:
 # ------------------------------------------------------------------------ locks, signals, leftovers
 
 
+REDELIVER_AFTER = 0.05  # seconds: an `Interrupted` a finalizer swallowed is raised again this much later
+
+
 @contextmanager
 def interruptible():
-    """Turn SIGINT/SIGTERM into `Interrupted` (once; later signals during clean-up are ignored)."""
+    """Turn SIGINT/SIGTERM into `Interrupted` (once; later signals during clean-up are ignored).
+
+    A signal can land while the main thread runs a finalizer (a weakref callback, `__del__`), where Python
+    prints "Exception ignored" and drops the exception; the build would then run on. Such an `Interrupted`
+    is sent again, from a timer thread, so it surfaces where the main thread is once the finalizer is done.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     stopping = []
+    unraisable = sys.unraisablehook
 
     def handler(signum, _frame):
         if _CRITICAL.is_set():
@@ -704,13 +713,21 @@ def interruptible():
             stopping.append(signum)
             raise Interrupted(signum)
 
+    def swallowed(info) -> None:
+        if not isinstance(info.exc_value, Interrupted):
+            return unraisable(info)
+        stopping.clear()
+        threading.Timer(REDELIVER_AFTER, os.kill, (os.getpid(), info.exc_value.signum)).start()
+
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    sys.unraisablehook = swallowed
     try:
         yield
         if _PENDING:
             raise Interrupted(_PENDING.pop(), published=True)
     finally:
         _PENDING.clear()
+        sys.unraisablehook = unraisable
         for s, h in previous.items():
             signal.signal(s, h)
 

@@ -132,6 +132,39 @@ def test_signal_stops_workers_and_kernels_and_publishes_nothing(tmp_path, signum
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site")]
 
 
+SWALLOWED = textwrap.dedent("""
+    import os, signal, time, weakref
+    from helpers.build import Interrupted, interruptible
+
+    class Frame:
+        pass
+
+    def finalizer(_ref):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10_000):  # the handler runs here, inside the weakref callback, which drops what it raises
+            pass
+
+    frame, start = Frame(), time.monotonic()
+    ref = weakref.ref(frame, finalizer)
+    try:
+        with interruptible():
+            del frame
+            time.sleep(20)
+        print("ran on")
+    except Interrupted as exc:
+        print(exc.signum, time.monotonic() - start < 5)
+""")
+
+
+def test_a_signal_landing_in_a_finalizer_still_stops_the_build():
+    """CI once saw SIGTERM arrive inside pandera's weakref callback: Python dropped the `Interrupted`
+    ("Exception ignored in ... cleanup") and the build ran on; it must be raised again afterwards."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    run = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, env=env, timeout=60)
+    assert run.stdout.split() == [str(int(signal.SIGTERM)), "True"]
+    assert "Exception ignored" not in run.stderr and "Traceback" not in run.stderr
+
+
 def test_killed_build_takes_its_workers_and_kernels_along_and_the_next_build_cleans_up(tmp_path):
     root = tiny_book(tmp_path / "book", SLOW)
     proc = start_build(root, tmp_path / "site")
