@@ -165,9 +165,36 @@ class Settings:
     episode_gap_days: int = _DEFAULTS["episode_gap_days"]
 
 
+DEFERRED = ("daily", "labs")  # the large tables: stored apart in the load cache, read when a chapter first uses them
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A table of a cached cohort not yet read (`remember`): its file, its size, and whether it grades CRS."""
+
+    file: Path
+    rows: int
+    grades_crs: bool = False
+    source: Path | None = None  # the cohort's files: validated again if the stored table cannot be read
+
+    def read(self, table: str) -> pd.DataFrame:
+        """The table from its file, or from a fresh validation of the cohort when the file is unreadable."""
+        try:
+            with open(self.file, "rb") as f:
+                return pickle.load(f)
+        except Exception:  # removed by a cache clean, or from other library versions
+            report, cohort = validate(self.source)
+            if cohort is None:
+                raise CohortError(report) from None
+            return getattr(cohort, table)
+
+
 @dataclass(frozen=True)
 class Cohort:
-    """A validated cohort: pseudonymised tables (None when an optional table is absent) and settings."""
+    """A validated cohort: pseudonymised tables (None when an optional table is absent) and settings.
+
+    Loaded from the cache, its large tables (DEFERRED) are read on first use: a chapter that uses neither
+    does not pay for reading a 5,000-patient lab record."""
 
     name: str
     simulated: bool
@@ -181,21 +208,35 @@ class Cohort:
     enrolled: int | None = None
     key: str = ""  # content key of the files it was loaded from (load_cohort); "" built in memory or with other tables
 
+    def __getattribute__(self, name: str) -> object:
+        """A field's value; a DEFERRED table not yet read is read now, and kept."""
+        value = object.__getattribute__(self, name)
+        if type(value) is Stored:
+            value = value.read(name)
+            object.__setattr__(self, name, value)
+        return value
+
     def has(self, table: str) -> bool:
-        """True when the optional table is present and has rows."""
-        df = getattr(self, table)
-        return df is not None and len(df) > 0
+        """True when the optional table is present and has rows (a table not yet read is not read for this)."""
+        df = object.__getattribute__(self, table)
+        return df.rows > 0 if type(df) is Stored else df is not None and len(df) > 0
 
     @property
     def grades_crs(self) -> bool:
         """True when the daily record can be graded for CRS (it has temperatures: helpers.crs.GRADING_NEEDS)."""
-        from helpers.crs import GRADING_NEEDS
-
-        return self.has("daily") and all(c in self.daily and self.daily[c].notna().any() for c in GRADING_NEEDS)
+        daily = object.__getattribute__(self, "daily")
+        return daily.grades_crs if type(daily) is Stored else _grades_crs(daily)
 
     def has_columns(self, *columns: str) -> bool:
         """True when every named patients column is present with at least one value."""
         return all(c in self.patients and self.patients[c].notna().any() for c in columns)
+
+
+def _grades_crs(daily: pd.DataFrame | None) -> bool:
+    """True when a daily record has rows and a value in every column CRS grading needs."""
+    from helpers.crs import GRADING_NEEDS
+
+    return daily is not None and len(daily) > 0 and all(c in daily and daily[c].notna().any() for c in GRADING_NEEDS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -757,8 +798,7 @@ def load_cohort(path: str | Path, cache: bool = True) -> Cohort:
     entry = cache_dir() / "cohorts" / f"{key}.pkl" if key else None
     if entry is not None and entry.exists():
         try:
-            with open(entry, "rb") as f:
-                return replace(pickle.load(f), key=key)
+            return _read_entry(entry, path)
         except Exception:  # unreadable (other library versions): validate again, and store afresh
             entry.unlink(missing_ok=True)
     report, cohort = validate(path)
@@ -775,15 +815,42 @@ def remember(path: Path, cohort: Cohort, report: Report | None = None) -> None:
     from helpers.paths import cache_dir
 
     key = _content_key(path)
-    for obj, entry in ((cohort, cache_dir() / "cohorts" / f"{key}.pkl"),
-                       (report, cache_dir() / "cohorts" / f"{key}.report.pkl")):
-        if obj is None or entry.exists():
-            continue
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, entry)  # atomic: parallel notebooks never read half a file
+    entry = cache_dir() / "cohorts" / f"{key}.pkl"
+    if report is not None:
+        _write_atomic(entry.with_suffix(".report.pkl"), report)
+    if entry.exists():
+        return
+    stored = {}
+    for table in DEFERRED:  # written before the entry that names them: a reader never finds one missing
+        df = object.__getattribute__(cohort, table)
+        if isinstance(df, pd.DataFrame):
+            _write_atomic(entry.with_suffix(f".{table}.pkl"), df)
+            stored[table] = Stored(Path(entry.with_suffix(f".{table}.pkl").name), len(df),
+                                   table == "daily" and _grades_crs(df))
+    _write_atomic(entry, replace(cohort, key=key, **stored))
+
+
+def _write_atomic(entry: Path, obj: object) -> None:
+    """Pickle obj to entry unless it is there, through a temporary file: parallel notebooks never read half a file."""
+    if entry.exists():
+        return
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, entry)
+
+
+def _read_entry(entry: Path, path: Path) -> Cohort:
+    """A cohort stored by `remember`, its deferred tables pointed at their files beside it (and at the cohort's
+    own files, should one be unreadable when first used)."""
+    with open(entry, "rb") as f:
+        cohort = pickle.load(f)
+    for table in DEFERRED:
+        df = object.__getattribute__(cohort, table)
+        if type(df) is Stored:
+            object.__setattr__(cohort, table, replace(df, file=entry.parent / df.file.name, source=path))
+    return cohort
 
 
 def validated(path: Path) -> tuple[Report, Cohort | None]:
@@ -795,8 +862,7 @@ def validated(path: Path) -> tuple[Report, Cohort | None]:
     try:
         with open(cache_dir() / "cohorts" / f"{key}.report.pkl", "rb") as f:
             report = pickle.load(f)
-        with open(cache_dir() / "cohorts" / f"{key}.pkl", "rb") as f:
-            return report, pickle.load(f)
+        return report, _read_entry(cache_dir() / "cohorts" / f"{key}.pkl", path)
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError):
         return validate(path)
 

@@ -141,3 +141,27 @@ def test_an_unreadable_cohort_cache_entry_is_validated_again(tmp_path, monkeypat
     again = load_cohort(tmp_path / "c")
     assert again.patients.equals(first.patients) and again.key == first.key
     assert load_cohort(tmp_path / "c").patients.equals(first.patients)  # stored afresh, readable
+
+
+def test_a_cached_cohort_reads_its_large_tables_when_first_used(tmp_path, monkeypatch):
+    from helpers.cohort import DEFERRED, Stored, _content_key, validate
+    from helpers.paths import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "c").mkdir()
+    cohort(tmp_path / "c")  # validated and stored
+    (tmp_path / "no-daily").mkdir()
+    cohort(tmp_path / "no-daily", daily=False)
+    _, fresh = validate(tmp_path / "c")
+    loaded = load_cohort(tmp_path / "c")
+    assert all(type(object.__getattribute__(loaded, t)) is Stored for t in DEFERRED)  # nothing read yet
+    assert loaded.has("daily") and loaded.has("labs") and loaded.grades_crs  # answered without reading
+    assert type(object.__getattribute__(loaded, "daily")) is Stored
+    assert loaded.daily.equals(fresh.daily) and loaded.labs.equals(fresh.labs)  # read on first use, then kept
+    assert loaded.daily is loaded.daily and loaded.key == _content_key(tmp_path / "c")
+    other = load_cohort(tmp_path / "no-daily")
+    assert other.daily is None and not other.has("daily") and not other.grades_crs and other.has("labs")
+    # a table file gone (a cache cleaned by hand) when first used: the cohort's files are validated again
+    key = _content_key(tmp_path / "c")
+    (tmp_path / "cache" / "cohorts" / f"{key}.labs.pkl").unlink()
+    assert load_cohort(tmp_path / "c").labs.equals(fresh.labs)
