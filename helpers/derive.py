@@ -23,16 +23,17 @@ OXYGEN_RANK = {"none": 0, "low_flow": 1, "high_flow": 2, "facemask": 2, "nonrebr
                "cpap": 3, "bipap": 3, "mechanical_ventilation": 4}
 
 
-def crs_grades(cohort: Cohort) -> pd.DataFrame:
+def crs_grades(cohort: Cohort, graded: pd.DataFrame | None = None) -> pd.DataFrame:
     """Maximum CRS grade per patient: graded from daily.csv with the cohort's system, else as reported.
 
+    `graded`: the daily record already graded under the cohort's system (`primary_graded`), else graded here.
     Columns: patient_id, crs_grade (Int64), crs_onset_day, crs_duration_days, crs_grade_source.
     """
     p = cohort.patients[["patient_id"]].copy()
     system = cohort.settings.crs_system
     if cohort.grades_crs:
-        table = crs.crs_table(cohort.daily, cohort.patients, system=system, labs=cohort.labs,
-                              options=crs.cohort_options(cohort.settings))
+        graded = primary_graded(cohort) if graded is None else graded
+        table = crs.summarise_patients(graded, cohort.patients)
         out = p.merge(table[["patient_id", "max_grade", "onset_day", "duration_days"]], on="patient_id", how="left")
         out = out.rename(columns={"max_grade": "crs_grade", "onset_day": "crs_onset_day",
                                   "duration_days": "crs_duration_days"})
@@ -105,11 +106,12 @@ def patient_table(cohort: Cohort) -> pd.DataFrame:
     df = cohort.patients.copy()
     df["remission"] = df["best_response"].isin(s.remission_responses)
     df["remission_day"], df["remission_day_assumed"] = _remission_day(df, s.landmark_day)
-    df = df.merge(crs_grades(cohort), on="patient_id", how="left")
+    graded = graded_scales(cohort)[s.crs_system] if cohort.grades_crs else None  # graded once, shared
+    df = df.merge(crs_grades(cohort, graded), on="patient_id", how="left")
     grade = df["crs_grade"]
     df["crs_any"] = (grade >= 1).astype("boolean")
     df["severe_crs"] = (grade >= s.severe_crs_grade).astype("boolean")
-    df = df.merge(severe_crs_onset(cohort), on="patient_id", how="left")
+    df = df.merge(severe_crs_onset(cohort, graded), on="patient_id", how="left")
     if cohort.has("kinetics"):
         df = df.merge(kinetics.peak_expansion(cohort.kinetics), on="patient_id", how="left")
         df = df.merge(peak_timing(cohort.kinetics, df), on="patient_id", how="left")
@@ -130,7 +132,13 @@ def patient_table(cohort: Cohort) -> pd.DataFrame:
 EXPANSION_WINDOW_DAYS = 28.0  # CAR-T expansion peaks within the first four weeks (Kymriah label: Tmax ~10 days)
 
 
-def severe_crs_onset(cohort: Cohort) -> pd.DataFrame:
+def primary_graded(cohort: Cohort) -> pd.DataFrame:
+    """The daily record graded under the cohort's own CRS scale with its options (crs.grade_daily)."""
+    s = cohort.settings
+    return crs.grade_daily(cohort.daily, system=s.crs_system, labs=cohort.labs, options=crs.cohort_options(s))
+
+
+def severe_crs_onset(cohort: Cohort, graded: pd.DataFrame | None = None) -> pd.DataFrame:
     """First day graded at or above the severe grade (helpers.crs, the cohort's scale); NaN if never severe.
 
     A patient severe only through a CRS death (grade 5, no severe day recorded) has onset on the day of
@@ -141,7 +149,7 @@ def severe_crs_onset(cohort: Cohort) -> pd.DataFrame:
     if not cohort.grades_crs:
         return p.assign(severe_crs_onset_day=np.nan)
     s = cohort.settings
-    graded = crs.grade_daily(cohort.daily, system=s.crs_system, labs=cohort.labs, options=crs.cohort_options(s))
+    graded = primary_graded(cohort) if graded is None else graded
     severe = graded[graded["grade"] >= s.severe_crs_grade]
     first = severe.groupby("patient_id")["day"].min().rename("severe_crs_onset_day")
     summary = crs.summarise_patients(graded, cohort.patients).set_index("patient_id")
