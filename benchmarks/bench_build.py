@@ -12,7 +12,9 @@ notebooks, `_build/.cache` and `_build/html` are never touched). Scenarios:
 3. one chapter edited: a markdown cell of one chapter changed (nothing re-executes: the cache is keyed on
    code cells), then a code cell of it (only it re-executes);
 4. 5,000 patients: a cold build on `python -m helpers simulate --n 5000 --seed 1`, with the peak
-   resident memory of the whole process tree (build, workers, kernels, Jupyter Book).
+   resident memory of the whole process tree (build, workers, kernels, Jupyter Book), `--runs` times,
+   each right after the same run's 24-patient build: the machine's speed drifts from minute to minute,
+   and the ratio of the two medians compares builds of the same minutes.
 
 Each build runs in its own process; CPU time is that of the process and everything it started.
 Prints a table, writes `benchmarks/results.md` (machine, cores, date) and exits 1 when a target is missed.
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run every scenario in a temporary project; print and (unless --no-write) save the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--runs", type=int, default=3, help="cold builds and Jupyter Book builds, alternating")
+    parser.add_argument("--runs", type=int, default=3, help="cold builds, Jupyter Book builds and 5,000-patient builds, alternating")
     parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/results.md alone")
     parser.add_argument("--big-cohort", type=Path, default=None,
                         help="an existing `simulate --n 5000 --seed 1` folder (else it is simulated, ~6 min)")
@@ -286,36 +288,42 @@ def main(argv: list[str] | None = None) -> int:
         project = snapshot(work / "project")
         site = work / "site"
         print(f"machine: {machine()}; snapshot in {work}", flush=True)
-        cold, jb = [], []
+        big_cohort = args.big_cohort.resolve() if args.big_cohort else work / "n5000"
+        if not args.big_cohort:
+            subprocess.run([sys.executable, "-m", "helpers", "simulate", "--n", "5000", "--seed", "1", "--out",
+                            str(big_cohort)], check=True, capture_output=True, cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+        cold, jb, bigs = [], [], []
         for i in range(args.runs):
             shutil.rmtree(project / "_build", ignore_errors=True)
             shutil.rmtree(site, ignore_errors=True)
             shutil.rmtree(BYTECODE, ignore_errors=True)  # as in a fresh clone: the build compiles it
             cold.append(pipeline_build("cold, 24 patients", project, SHIPPED_COHORT, site, args.jobs))
             jb.append(jupyter_book_build(project, work))
-            print(f"run {i + 1}: pipeline {cold[-1].wall:.1f} s, Jupyter Book {jb[-1].wall:.1f} s", flush=True)
+            site_big = work / f"site5000-{i}"  # its own folder: its private cache beside it starts empty
+            shutil.rmtree(BYTECODE, ignore_errors=True)
+            bigs.append(pipeline_build("cold, 5,000 patients", project, big_cohort, site_big, args.jobs,
+                                       memory=True))
+            print(f"run {i + 1}: pipeline {cold[-1].wall:.1f} s, Jupyter Book {jb[-1].wall:.1f} s, "
+                  f"5,000 patients {bigs[-1].wall:.1f} s", flush=True)
         same = pipeline_build("nothing changed", project, SHIPPED_COHORT, site, args.jobs)
         edit_markdown(project / "notebooks" / EDITED)
         prose = pipeline_build(f"{EDITED} prose edited", project, SHIPPED_COHORT, site, args.jobs)
         edit_code(project / "notebooks" / EDITED)
         edit = pipeline_build(f"{EDITED} code edited", project, SHIPPED_COHORT, site, args.jobs)
-        big_cohort = args.big_cohort.resolve() if args.big_cohort else work / "n5000"
-        if not args.big_cohort:
-            subprocess.run([sys.executable, "-m", "helpers", "simulate", "--n", "5000", "--seed", "1", "--out",
-                            str(big_cohort)], check=True, capture_output=True, cwd=ROOT,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
-        shutil.rmtree(BYTECODE, ignore_errors=True)
-        big = pipeline_build("cold, 5,000 patients", project, big_cohort, work / "site5000", args.jobs,
-                             memory=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    big = replace(median_run(bigs), peak_rss=max(r.peak_rss for r in bigs))
     rows = table(cold, jb, [same, prose, edit, big])
+    rows += ["", "| run | cold, 24 patients, s | cold, 5,000 patients, s | ratio |", "|---:|---:|---:|---:|"]
+    rows += [f"| {i + 1} | {c.wall:.1f} | {b.wall:.1f} | {b.wall / c.wall:.2f}x |" for i, (c, b) in
+             enumerate(zip(cold, bigs))]
     met = targets(median_run(list(cold)), median_run(list(jb)), same, prose, edit, big)
     text = "\n".join([f"# Build benchmark: {datetime.date.today().isoformat()}", "",
                       f"Machine: {machine()}. Workers: {args.jobs}. Command: `python benchmarks/bench_build.py "
                       f"{shown_command(argv if argv is not None else sys.argv[1:])}`{BIG_COHORT_NOTE if args.big_cohort else ''}"
-                      " (alternating cold pipeline and "
-                      "Jupyter Book builds). Load average "
+                      " (alternating cold pipeline, Jupyter Book and 5,000-patient builds; the "
+                      "5,000-patient row is the median run, with the highest peak memory). Load average "
                       f"before the run: {load[0]:.1f} (1 min), {load[2]:.1f} (15 min): above 0.5 the timings are "
                       "not those of a quiet machine. Peak memory: the summed proportional set size (PSS, pages "
                       "shared between processes counted once) of the build's whole process tree. Where the "
