@@ -165,3 +165,22 @@ def test_a_cached_cohort_reads_its_large_tables_when_first_used(tmp_path, monkey
     key = _content_key(tmp_path / "c")
     (tmp_path / "cache" / "cohorts" / f"{key}.labs.pkl").unlink()
     assert load_cohort(tmp_path / "c").labs.equals(fresh.labs)
+
+
+def test_the_patient_table_grades_under_the_cohorts_own_scale(tmp_path):
+    """The per-patient grades and severe onset come from the cohort's scale (read from the grading under every
+    scale), the same as grading the record under that scale alone."""
+    from dataclasses import replace
+
+    from helpers import crs
+
+    c = cohort(tmp_path)
+    seen = set()
+    for system in crs.SYSTEMS:
+        cs = replace(c, settings=replace(c.settings, crs_system=system, severe_crs_grade=2), key="")
+        alone = crs.crs_table(cs.daily, cs.patients, system, cs.labs, crs.cohort_options(cs.settings))
+        pt = derive.patient_table(cs).set_index("patient_id")
+        assert pt["crs_grade"].tolist() == alone.set_index("patient_id").loc[pt.index, "max_grade"].tolist()
+        assert pt["severe_crs_onset_day"].equals(derive.severe_crs_onset(cs).set_index("patient_id")["severe_crs_onset_day"])
+        seen.add(tuple(pt["crs_grade"].tolist()))
+    assert len(seen) > 1  # the scales disagree on this record: reading the wrong one would show
