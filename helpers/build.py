@@ -615,6 +615,67 @@ class EarlyRender:
             self.proc = None
 
 
+def declared_identity(cohort: Path) -> tuple[str, bool] | None:
+    """The name and simulated flag that validation will read from a cohort folder's cohort.yml (None for a
+    workbook or a cohort.yml that cannot be read): the frame, whose banner shows them, can be staged early."""
+    from helpers.contract import cohort_identity
+
+    yml = cohort / "cohort.yml"
+    if not cohort.is_dir():
+        return None
+    try:
+        meta = yaml.safe_load(yml.read_text(encoding="utf-8")) if yml.exists() else {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    meta = {} if meta is None else meta
+    return cohort_identity(meta, cohort) if isinstance(meta, dict) else None
+
+
+class HeadStart(threading.Thread):
+    """Stages the frame and starts Jupyter Book's process (`EarlyRender`) while the cohort is still being
+    validated, once every kernel is warm: a large cohort's validation outlasts the kernels' imports and
+    leaves a core idle, on which Sphinx then sets itself up. A small cohort's validation ends first and
+    the frame is staged after it, as before. The banner is the one cohort.yml declares
+    (`declared_identity`); `finish` stages it again if the validated cohort's differs."""
+
+    def __init__(self, early: EarlyRender, pool, staging: Path, jobs: list[Job], root: Path,
+                 identity: tuple[str, bool] | None, before_start: threading.Thread):
+        super().__init__(daemon=True)
+        self.early, self.pool, self.staging, self.jobs, self.root = early, pool, staging, jobs, root
+        self.identity, self.before_start = identity, before_start
+        self.over = threading.Event()  # the validation has ended (or the build is stopping)
+        self.started_with: tuple[str, bool] | None = None
+
+    def run(self) -> None:
+        if self.identity is None or self.pool is None:
+            return
+        while not self.over.is_set():
+            if self.pool.warm(0.05):
+                self._start(self.identity)
+                return
+
+    def _start(self, identity: tuple[str, bool]) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)  # a frame staged with another banner
+        stage_frame(self.staging, self.jobs, *identity, self.root)
+        self.before_start.join()  # the bytecode is written (long since) before a process starts
+        self.early.start()
+        self.started_with = identity
+
+    def stop(self) -> None:
+        """End the wait (the thread returns at once, or after the start it is making)."""
+        self.over.set()
+        if self.is_alive():
+            self.join()
+
+    def finish(self, identity: tuple[str, bool]) -> None:
+        """The validated cohort's banner: start Jupyter Book's process now if not yet started, and again
+        if it was started with another banner."""
+        self.stop()
+        if self.started_with != identity:
+            self.early.kill()
+            self._start(identity)
+
+
 def render(staging: Path, log=print, work: Path | None = None, early: EarlyRender | None = None) -> Path:
     """Run Jupyter Book 1.x strictly (warnings are errors); return the HTML folder.
 
@@ -844,9 +905,11 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
     from helpers.cohort import CohortError, remember, validated  # pandas, pandera: 0.5 s the kernels need not wait
 
     early = EarlyRender(stage / "render", render_dir(cache, out))  # started once the frame is staged
+    head_start = HeadStart(early, pool, stage / "render", jobs, root, declared_identity(cohort_path), compiling)
     try:
         try:
             log(f"[1/4] validating {cohort_path.name}")
+            head_start.start()
             report, data = validated(cohort_path)
             for line in report.lines("warning"):  # grouped: a repeated problem is one line with its rows
                 log(f"  {line}")
@@ -856,13 +919,12 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
             name, simulated = data.name, data.simulated
             del report, data  # the kernels load the cohort themselves: free this copy (large cohorts)
             gc.collect()
-            stage_frame(stage / "render", jobs, name, simulated, root)  # what Jupyter Book starts from
-            early.start()
-            compiling.join()  # done long since: no process is forked while it writes
+            head_start.finish((name, simulated))  # the frame Jupyter Book starts from, its process started
             log(f"[2/4] executing {len(jobs)} notebooks ({len(todo)} not cached)")
             execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout)
             pool = None
         finally:
+            head_start.stop()
             if pool is not None:
                 pool.kill()
         try:

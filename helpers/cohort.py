@@ -762,8 +762,9 @@ def validate(path: str | Path) -> tuple[Report, Cohort | None]:
     for name in ("kinetics", "daily", "labs"):
         if name in tables:
             tables[name] = tables[name].sort_values(list(contract.TABLES[name].key), ignore_index=True)
+    name, simulated = contract.cohort_identity(meta, path)
     cohort = Cohort(
-        name=str(meta.get("name") or path.stem), simulated=bool(meta.get("simulated", False)),
+        name=name, simulated=simulated,
         source=str(meta.get("source") or ""), settings=settings, seed=meta.get("seed"),
         enrolled=enrolled,
         patients=tables["patients"].reset_index(drop=True), kinetics=tables.get("kinetics"),

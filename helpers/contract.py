@@ -7,6 +7,7 @@ from this module (`python -m helpers dictionary`, `python -m helpers templates`)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 # Column kinds understood by the loader (helpers.cohort):
 #   text     free text (patient_id)
@@ -283,6 +284,11 @@ COHORT_FIELDS: tuple[SettingSpec, ...] = (
     SettingSpec("source", "", "Free text: where the data come from."),
     SettingSpec("enrolled", None, "Patients enrolled before infusion (optional); the flow diagram then starts there."),
 )
+
+
+def cohort_identity(meta: dict, path: Path) -> tuple[str, bool]:
+    """The cohort's name (cohort.yml's `name`, else its folder's or workbook's name) and whether it is simulated."""
+    return str(meta.get("name") or path.stem), bool(meta.get("simulated", False))
 
 
 def dictionary_rows() -> list[dict[str, str]]:

@@ -428,6 +428,11 @@ class KernelPool:
     def __exit__(self, kind, *_):
         self.kill() if kind is not None else self.close()
 
+    def warm(self, wait: float = 0.0) -> bool:
+        """Whether every worker's kernel has started and imported what the notebooks import (its first
+        message is waiting, left for `run` to read), waiting up to `wait` seconds for each."""
+        return all(w.conn.poll(wait) for w in self.workers)
+
     def run(self, tasks: list[Task], log) -> list[Outcome]:
         """Execute every task (each worker takes the next when free); report each outcome through `log`."""
         queue, outcomes = list(tasks), []

@@ -11,11 +11,13 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from helpers import build
 from helpers.paths import PROJECT_ROOT, SHIPPED_COHORT
@@ -394,3 +396,89 @@ def test_an_early_render_sets_up_from_the_frame_and_ends_when_its_build_closes_t
     proc.stdin.close()  # the build is gone: no "go" will come
     assert proc.wait(timeout=120) == 0
     assert not (work / "out" / "_build" / "html" / "index.html").exists()  # nothing was rendered
+
+
+def test_the_declared_banner_is_read_from_a_cohort_folders_cohort_yml(tmp_path):
+    folder = tmp_path / "centre_a"
+    folder.mkdir()
+    assert build.declared_identity(folder) == ("centre_a", False)  # no cohort.yml: the folder's name, real data
+    (folder / "cohort.yml").write_text("name: Centre A 2026\nsimulated: true\n", encoding="utf-8")
+    assert build.declared_identity(folder) == ("Centre A 2026", True)
+    (folder / "cohort.yml").write_text("name: [unclosed\n", encoding="utf-8")
+    assert build.declared_identity(folder) is None  # validation will refuse it: nothing is staged early
+    (folder / "cohort.yml").write_text("- a list\n", encoding="utf-8")
+    assert build.declared_identity(folder) is None
+    assert build.declared_identity(tmp_path / "cohort.xlsx") is None  # a workbook: read only by validation
+
+
+class _Pool:
+    """A kernel pool whose kernels are warm when `ready` is set."""
+
+    def __init__(self, ready: bool):
+        self.ready = threading.Event()
+        if ready:
+            self.ready.set()
+
+    def warm(self, wait: float = 0.0) -> bool:
+        return self.ready.wait(wait)
+
+
+class _Early:
+    """An EarlyRender that records the banner of the frame it was started from."""
+
+    def __init__(self, staging):
+        self.staging, self.started, self.killed = staging, [], 0
+
+    def start(self):
+        config = yaml.safe_load((self.staging / "_config.yml").read_text(encoding="utf-8"))
+        self.started.append(config["sphinx"]["config"]["html_theme_options"]["announcement"])
+
+    def kill(self):
+        self.killed += 1
+
+
+def _head_start(tmp_path, pool, identity):
+    staging = tmp_path / "stage" / "render"
+    early = _Early(staging)
+    done = threading.Thread(target=lambda: None)
+    done.start()
+    jobs = build.plan_jobs(build.SHIPPED_COHORT, build.notebook_paths(), tmp_path / "cache")
+    return build.HeadStart(early, pool, staging, jobs, build.PROJECT_ROOT, identity, done), early
+
+
+def test_jupyter_books_process_starts_while_validating_once_the_kernels_are_warm(tmp_path):
+    head, early = _head_start(tmp_path, _Pool(ready=True), ("big cohort", True))
+    head.start()
+    head.join(30)
+    assert early.started == [build.banner_text("big cohort", True)]  # started before the validation ended
+    head.finish(("big cohort", True))  # the validated cohort has the declared banner: nothing restarts
+    assert early.started == [build.banner_text("big cohort", True)] and early.killed == 0
+
+
+def test_a_banner_that_validation_changes_is_staged_again(tmp_path):
+    head, early = _head_start(tmp_path, _Pool(ready=True), ("declared", False))
+    head.start()
+    head.join(30)
+    head.finish(("validated", True))
+    assert early.killed == 1
+    assert early.started == [build.banner_text("declared", False), build.banner_text("validated", True)]
+
+
+def test_a_validation_that_ends_before_the_kernels_are_warm_starts_jupyter_book_after_it(tmp_path):
+    pool = _Pool(ready=False)
+    head, early = _head_start(tmp_path, pool, ("small cohort", True))
+    head.start()
+    time.sleep(0.3)
+    assert early.started == []  # the kernels still import: the validation has both cores' share
+    head.finish(("small cohort", True))
+    assert early.started == [build.banner_text("small cohort", True)] and not head.is_alive()
+    pool.ready.set()
+    time.sleep(0.2)
+    assert len(early.started) == 1
+
+
+def test_a_build_that_stops_while_validating_starts_no_jupyter_book(tmp_path):
+    head, early = _head_start(tmp_path, _Pool(ready=False), ("x", False))
+    head.start()
+    head.stop()  # the validation failed or was interrupted
+    assert not head.is_alive() and early.started == []
