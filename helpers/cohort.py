@@ -13,6 +13,7 @@ import hashlib
 import math
 import os
 import pickle
+import time
 import warnings
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -377,7 +378,8 @@ def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> 
         full = pd.Series(numbers.take(codes), index=values.index)  # code -1 (missing) takes the final NaN
     else:  # typed once per distinct text, then spread (code -1, missing, takes the final None)
         typed = _typed(pd.Series(np.append(np.asarray(parsed, dtype=object), None), dtype=object), col)
-        full = pd.Series(typed.array.take(codes), index=values.index)
+        spread = typed.to_numpy() if typed.dtype == object else typed.array  # a plain array: a Series of a
+        full = pd.Series(spread.take(codes), index=values.index)  # wrapped one scans it for missing values
     if bad.any():
         bad_rows = np.flatnonzero(bad.to_numpy()[codes] & (codes >= 0))
         shown = text.to_numpy()
@@ -869,13 +871,29 @@ def validated(path: Path) -> tuple[Report, Cohort | None]:
 
 
 def _content_key(path: Path) -> str:
-    """SHA-256 over the cohort's files (names and bytes) and the source of the loader and the contract."""
+    """SHA-256 over the cohort's files (names and bytes) and the source of the loader and the contract.
+
+    Remembered for the life of the process while no file's size, modification time or inode changes: a
+    kernel loads the cohort of every chapter it runs (tens of MB to hash for a large cohort). As git does
+    for its index, a file modified within the last RACY_SECONDS is hashed each time: an edit in the same
+    tick of the file system's clock would leave its time unchanged."""
     inputs = {t.filename for t in contract.TABLES.values()} | {"cohort.yml"}  # not validation_report.csv
     files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.name in inputs)
     files += [Path(__file__), Path(contract.__file__), Path(plausibility.__file__),
               Path(__file__).with_name("units.py")]
+    stats = [(str(f), st.st_size, st.st_mtime_ns, st.st_ino) for f in files for st in [f.stat()]]
+    signature = tuple(stats)
+    if signature in _KEYS:
+        return _KEYS[signature]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())
         h.update(f.read_bytes())
-    return h.hexdigest()[:32]
+    key = h.hexdigest()[:32]
+    if all(time.time_ns() - mtime > RACY_SECONDS * 1e9 for _, _, mtime, _ in stats):
+        _KEYS[signature] = key
+    return key
+
+
+RACY_SECONDS = 2
+_KEYS: dict[tuple, str] = {}  # file signatures -> content key, for this process

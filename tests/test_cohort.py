@@ -137,3 +137,31 @@ def test_loaded_cohort_is_cached_on_content_and_invalidated_by_a_change(tmp_path
     write(tmp_path, "patients.csv", MINI.replace("A-17,CR,400", "A-17,CR,four"))
     with pytest.raises(CohortError):  # an invalid cohort is never served from the cache
         load_cohort(tmp_path)
+
+
+def test_the_content_key_follows_every_edit_of_the_cohorts_files(tmp_path):
+    """The key is remembered for a process while the files' size, time and inode are unchanged; a file
+    changed within the file system's clock tick (same size, same time) is hashed again, not remembered."""
+    import os
+    import time
+
+    from helpers.cohort import _content_key
+
+    folder = tmp_path / "c"
+    shutil.copytree(SHIPPED_COHORT, folder)
+    labs = folder / "labs.csv"
+    old = time.time_ns() - 3_600 * 10**9
+    for f in folder.iterdir():
+        os.utime(f, ns=(old, old))
+    key = _content_key(folder)
+    assert _content_key(folder) == key  # remembered
+    text = labs.read_text(encoding="utf-8")
+    labs.write_text(text.replace("pg/mL", "pg/ml", 1), encoding="utf-8")  # an edit: new time
+    edited = _content_key(folder)
+    assert edited != key
+    now = labs.stat().st_mtime_ns
+    labs.write_text(text.replace("pg/mL", "PG/mL", 1), encoding="utf-8")  # same size, in the same tick
+    os.utime(labs, ns=(now, now))
+    assert _content_key(folder) not in (key, edited)
+    labs.write_text(text, encoding="utf-8")  # back to the original bytes
+    assert _content_key(folder) == key
