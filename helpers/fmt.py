@@ -28,6 +28,16 @@ def is_finite(x: object) -> bool:
         return False
 
 
+def finite_values(values: Iterable[object]) -> np.ndarray:
+    """The real, finite numbers among `values` (those `is_finite` accepts), as floats, in order; a numeric
+    array or Series is filtered at once (a 5,000-patient column is not tested value by value)."""
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+        v = np.asarray(values, dtype=float)
+        return v[np.isfinite(v)]
+    return np.asarray([float(x) for x in values if is_finite(x)])
+
+
 def number(x: object, digits: int = 1, missing: str = MISSING) -> str:
     """Fixed decimals with thousands separators; infinities are 'not estimable', absent values `missing`."""
     if x is None or (not isinstance(x, str) and _isna(x)):
@@ -104,7 +114,7 @@ def prop_ci(k: int, n: int, lo: float, hi: float, digits: int = 1) -> str:
 
 def guess_digits(values: Iterable[float]) -> int:
     """Decimals for a continuous variable: 0 for whole numbers or |median| >= 100, 1 if >= 1, else 2."""
-    v = np.asarray([float(x) for x in values if is_finite(x)])
+    v = finite_values(values)
     if v.size == 0 or np.all(v == np.round(v)):
         return 0
     med = abs(float(np.median(v)))
@@ -113,7 +123,7 @@ def guess_digits(values: Iterable[float]) -> int:
 
 def median_iqr(values: Iterable[float], digits: int | None = None) -> str:
     """'35 (20, 50)': median (Q1, Q3) with R type-7 quantiles, as gtsummary's default continuous statistic."""
-    v = np.asarray([float(x) for x in values if is_finite(x)])
+    v = finite_values(values)
     if v.size == 0:
         return MISSING
     d = guess_digits(v) if digits is None else digits
@@ -123,7 +133,7 @@ def median_iqr(values: Iterable[float], digits: int | None = None) -> str:
 
 def median_range(values: Iterable[float], digits: int | None = None) -> str:
     """'35 (18-70)': median (minimum-maximum)."""
-    v = np.asarray([float(x) for x in values if is_finite(x)])
+    v = finite_values(values)
     if v.size == 0:
         return MISSING
     d = guess_digits(v) if digits is None else digits

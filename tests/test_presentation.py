@@ -136,3 +136,18 @@ def test_a_figure_is_shown_as_the_inline_backend_shows_it_laid_out_ones_without_
     expected = print_figure(plain, "png", bbox_inches="tight", base64=True)
     show_figure(plain)
     assert shown[-1][0]["image/png"] == expected and struct.unpack(">II", base64.b64decode(expected)[16:24]) != (400, 300)
+
+
+def test_finite_values_keeps_what_is_finite_accepts_in_order():
+    import numpy as np
+
+    from helpers import fmt
+
+    cases = [np.array([1.0, np.nan, np.inf, -np.inf, 2.5]), pd.Series([3, 1, 2]), pd.Series([True, False]),
+             pd.Series([1.5, None]), pd.Series([1, None], dtype="Int64"), [1, "2", None, float("nan")],
+             pd.Series(["1.5", "x"]), np.array([], dtype=float), pd.Series([1.0, pd.NA], dtype="Float64")]
+    for values in cases:
+        one_by_one = np.asarray([float(x) for x in values if fmt.is_finite(x)])
+        got = fmt.finite_values(values)
+        assert got.dtype == one_by_one.dtype and np.array_equal(got, one_by_one), values
+    assert fmt.median_iqr(pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, np.inf, np.nan])) == "3 (2, 4)"  # type 7, finite only
