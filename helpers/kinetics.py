@@ -754,14 +754,31 @@ class PatientLines(LineCollection):
         if transform.is_affine or not self._paths:
             return super()._prepare_points()
         paths = self._paths
-        ends = np.cumsum([len(p.vertices) for p in paths])[:-1]
-        scaled = transform.transform_non_affine(np.concatenate([p.vertices for p in paths]))
         try:
-            self._paths = [Path(v) for v in np.split(scaled, ends)]
+            self._paths = self._scaled(transform)
             self._transform = transform.get_affine()
             return super()._prepare_points()
         finally:
             self._paths, self._transform = paths, transform
+
+    def _scaled(self, transform) -> list[Path]:
+        """The paths through the non-affine part of `transform`: on the axes' data transform, kept while the
+        paths and the axes' scales stay the same (a figure is laid out, drawn and its legend placed with the
+        same scaled vertices: three passes, one computation)."""
+        axes = self.axes
+        on_data = axes is not None and transform is axes.transData
+        key = (self._paths, axes.xaxis.get_transform(), axes.yaxis.get_transform()) if on_data else None
+        cached = getattr(self, "_scaled_paths", None)
+        if key is not None and cached is not None and all(a is b for a, b in zip(cached[0], key)):
+            return cached[1]
+        paths = self._paths
+        ends = np.cumsum([len(p.vertices) for p in paths])[:-1]
+        scaled = transform.transform_non_affine(np.concatenate([p.vertices for p in paths]))
+        out = [Path._fast_from_codes_and_verts(v, None, p)  # as Path(v), without its checks
+               for v, p in zip(np.split(scaled, ends), paths)]
+        if key is not None:
+            self._scaled_paths = (key, out)
+        return out
 
 
 def _patient_lines(df: pd.DataFrame) -> list[np.ndarray]:

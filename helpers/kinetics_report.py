@@ -407,7 +407,7 @@ def profiles(page) -> Shown:
     import matplotlib.pyplot as plt
 
     kin = page.data.kinetics
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
     kinetics.plot_spaghetti(kin, ax=ax, linear_to=auc_end(page))
     ax.set_ylabel(labels.label("car_copies_per_ug_dna"))
     text = (f"Samples below quantification are drawn at half the lowest quantified value in the cohort "
@@ -423,7 +423,7 @@ def profiles_by_group(page) -> Shown:
 
     figs = []
     for name, g in groupings(page).items():
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
         kinetics.plot_spaghetti(page.data.kinetics, g, ax=ax, linear_to=auc_end(page))
         ax.set_ylabel(labels.label("car_copies_per_ug_dna"))
         ax.set_title("By remission" if name == "remission" else "By severe CRS", fontsize="medium")

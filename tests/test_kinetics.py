@@ -644,3 +644,35 @@ def test_nca_auc_of_all_patients_equals_auc_interval_of_each(end, method):
         want = auc_interval(g["day"], g[CONC], 0.0, end, method)
         assert got[pid] == want or (np.isnan(got[pid]) and np.isnan(want)), pid
     assert (got == 0).any() and (got > 0).any() and (got.isna().any() or end < 28)
+
+
+def test_patient_lines_follow_a_change_of_scale_between_draws(monkeypatch):
+    # the scaled vertices are kept between the passes of one figure: after a new scale they are not reused,
+    # and the figure is the one a plain LineCollection draws after the same change, to the byte
+    import io
+
+    from matplotlib.collections import LineCollection
+
+    from helpers import kinetics
+
+    rng = np.random.default_rng(5)
+    kin = _kin({f"P{i:02d}": ([0, 7, 14, 28, 90], list(rng.lognormal(6, 2, 5) + 1)) for i in range(12)})
+
+    def png(fig) -> bytes:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    def drawn() -> tuple[bytes, bytes, type]:
+        fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
+        plot_spaghetti(kin, ax=ax, linear_to=28)
+        before = png(fig)
+        ax.set_yscale("linear")
+        after = png(fig)
+        plt.close(fig)
+        return before, after, type(ax.collections[0])
+
+    fast = drawn()
+    monkeypatch.setattr(kinetics, "PatientLines", LineCollection)
+    plain = drawn()
+    assert fast[2] is not plain[2] and fast[:2] == plain[:2] and fast[0] != fast[1]
