@@ -241,7 +241,8 @@ def driver_sentences(drivers: pd.DataFrame, agreement: pd.DataFrame, primary: st
             ids = agreement.loc[(agreement[a] >= severe) & (agreement[b] < severe), "patient_id"]
             if ids.empty:
                 continue
-            rules = pd.Series([labels.crs_driver(top.loc[(p, a), "driver"]) for p in ids]).value_counts()
+            found = top["driver"].reindex(pd.MultiIndex.from_arrays([ids, [a] * len(ids)]))  # in the order of ids
+            rules = pd.Series([labels.crs_driver(r) for r in found]).value_counts()
             why = fmt.join_words(f"{r} ({n})" for r, n in rules.items())
             out.append(f"{fmt.plural(len(ids), 'patient')} {'is' if len(ids) == 1 else 'are'} {side} "
                        f"{labels.scale(a)}, not {labels.scale(b)}, through {why}.")
@@ -342,13 +343,14 @@ def course_sentence(with_crs: pd.DataFrame, primary: str) -> str:
 def _course_listing(page, c: pd.DataFrame) -> display.Table:
     """Per-patient course under the primary scale (patients with CRS), folded beyond 12 rows."""
     one = c[(c["system"] == _primary(page)) & c["crs_any"]]
+    total, one = len(one), one.head(display.MAX_LISTED)  # only the listed rows are formatted
     shown = pd.DataFrame({
         "Patient": one["patient_id"], "Maximum grade": one["max_grade"].map(fmt.integer),
         "Onset, day": one["onset_day"].map(lambda v: fmt.number(v, 0)),
         "Duration, days": one["duration_days"].map(lambda v: fmt.number(v, 0)),
         "Day of maximum grade": one["day_of_max"].map(lambda v: fmt.number(v, 0)),
         "Episodes": one["episodes"].map(fmt.integer)})
-    return display.listing(shown, "crs-course-patients", align_left=["Patient"],
+    return display.listing(shown, "crs-course-patients", align_left=["Patient"], total=total,
                            title=f"Course of CRS per patient ({labels.scale(_primary(page))})",
                            full_list="the CSV download holds every patient")
 

@@ -127,11 +127,12 @@ def icans_course(page: Page) -> Shown | Skipped:
 def _icans_listing(ill: pd.DataFrame) -> display.Table:
     """Per patient with ICANS: maximum grade, onset, duration and timing against CRS (folded beyond 12 rows)."""
     day = lambda x: fmt.number(x, 0)  # noqa: E731
+    total, ill = len(ill), ill.head(display.MAX_LISTED)  # only the listed rows are formatted
     df = pd.DataFrame({"Patient": ill["patient_id"], "Maximum grade": ill["max_grade"].map(fmt.integer),
                        "Onset, day": ill["onset_day"].map(day), "Duration, days": ill["duration_days"].map(day),
                        "Onset after CRS onset, days": ill["onset_vs_crs_days"].map(day),
                        "Timing": ill["timing"].map(TIMING_WORDS)})
-    return display.listing(df, "tbl-icans-patients", stub="Patient", title="Patients with ICANS",
+    return display.listing(df, "tbl-icans-patients", stub="Patient", title="Patients with ICANS", total=total,
                            full_list="the CSV download of the incidence section holds every patient")
 
 
@@ -198,12 +199,13 @@ def early_icaht(page: Page) -> Shown | Skipped:
 
 def _icaht_listing(graded: pd.DataFrame) -> display.Table:
     """Per graded patient: days at or below 0.5 and 0.1 x 10^9/L in days 0-30, and the early ICAHT grade."""
+    total, graded = len(graded), graded.head(display.MAX_LISTED)  # only the listed rows are formatted
     df = pd.DataFrame({"Patient": graded["patient_id"], "Days counted": (graded["window_end"] + 1).map(
                            lambda x: fmt.number(x, 0)),
                        "Days ANC \u2264 0.5 \u00d7 10\u2079/L": graded["days_le_0_5_min"].map(fmt.integer),
                        "Days ANC \u2264 0.1 \u00d7 10\u2079/L": graded["days_le_0_1_min"].map(fmt.integer),
                        "Early ICAHT grade": graded["grade"].map(fmt.integer)})
-    return display.listing(df, "tbl-icaht-patients", stub="Patient", title="Graded patients",
+    return display.listing(df, "tbl-icaht-patients", stub="Patient", title="Graded patients", total=total,
                            full_list="the CSV download holds every patient")
 
 
