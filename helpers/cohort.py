@@ -543,12 +543,12 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
         else:
             report.add("warning", file, f"has no data rows: treated as absent ({table.used_by} skipped).")
         return None
-    before = {(p.row, p.column) for p in report.errors}
+    before = {(p.row, p.column) for p in report.errors if p.file == file}
     parsed = pd.DataFrame(index=raw.index)
     for c in table.columns:
         if c.name in raw:
             parsed[c.name] = _parse_column(raw[c.name], c, file, report)
-    failed = {(p.row, p.column) for p in report.errors} - before
+    failed = {(p.row, p.column) for p in report.errors if p.file == file} - before  # this file's cells
     _check_schema(parsed, table, file, report, failed)
     if table.key and all(k in parsed for k in table.key):
         dup = parsed.duplicated(list(table.key), keep="first") & parsed[list(table.key)].notna().all(axis=1)

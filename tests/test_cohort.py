@@ -165,3 +165,15 @@ def test_the_content_key_follows_every_edit_of_the_cohorts_files(tmp_path):
     assert _content_key(folder) not in (key, edited)
     labs.write_text(text, encoding="utf-8")  # back to the original bytes
     assert _content_key(folder) == key
+
+
+def test_a_cell_that_does_not_parse_is_reported_once_whatever_the_other_files_hold(tmp_path):
+    # kinetics.csv and labs.csv both have a 'day' on spreadsheet row 2 that is not a number: each file's cell is
+    # one "expected a number" error, not also "is empty" (a parse failure of the same row and column in an
+    # earlier file must not hide this file's own)
+    write(tmp_path, "patients.csv", MINI)
+    write(tmp_path, "kinetics.csv", "patient_id,day,car_copies_per_ug_dna\nA-17,soon,100\n")
+    write(tmp_path, "labs.csv", "patient_id,day,analyte,value,unit\nA-17,soon,crp,5,mg/L\n")
+    found = [m for m in messages(tmp_path) if "row 2, column 'day'" in m]
+    assert found == ["ERROR: kinetics.csv, row 2, column 'day': found 'soon', expected a number.",
+                     "ERROR: labs.csv, row 2, column 'day': found 'soon', expected a number."]
