@@ -265,7 +265,8 @@ def _read_csv(path: Path, report: Report) -> pd.DataFrame | None:
         return None
     from io import BytesIO
     try:  # from the bytes (now known to be UTF-8): pandas reads them twice as fast as the decoded text
-        df = pd.read_csv(BytesIO(raw), encoding="utf-8-sig", dtype=str, keep_default_na=False, skipinitialspace=False)
+        df = pd.read_csv(BytesIO(raw), encoding="utf-8-sig", dtype=str, keep_default_na=False, skipinitialspace=False,
+                         low_memory=False)  # in one pass, not chunks: all text, so no type to infer per chunk
     except pd.errors.ParserError as exc:
         report.add("error", name, f"the file cannot be read as CSV: {exc}")
         return None
