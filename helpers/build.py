@@ -644,15 +644,20 @@ class HeadStart(threading.Thread):
         self.early, self.pool, self.staging, self.jobs, self.root = early, pool, staging, jobs, root
         self.identity, self.before_start = identity, before_start
         self.over = threading.Event()  # the validation has ended (or the build is stopping)
+        self.settled = threading.Event()  # this thread has started Jupyter Book's process, or never will
+        self.released = threading.Event()  # the build is over: the thread may end
         self.started_with: tuple[str, bool] | None = None
 
     def run(self) -> None:
-        if self.identity is None or self.pool is None:
-            return
-        while not self.over.is_set():
-            if self.pool.warm(0.05):
-                self._start(self.identity)
-                return
+        try:
+            while self.identity is not None and self.pool is not None and not self.over.is_set():
+                if self.pool.warm(0.05):
+                    self._start(self.identity)
+                    break
+        finally:
+            self.settled.set()
+        if self.started_with is not None:  # the process dies with the thread that started it (its parent for
+            self.released.wait()  # PR_SET_PDEATHSIG, executor.orphan_proof): the thread lives as long as the build
 
     def _start(self, identity: tuple[str, bool]) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)  # a frame staged with another banner
@@ -662,10 +667,10 @@ class HeadStart(threading.Thread):
         self.started_with = identity
 
     def stop(self) -> None:
-        """End the wait (the thread returns at once, or after the start it is making)."""
+        """End the wait for warm kernels (at once, or after the start this thread is making)."""
         self.over.set()
         if self.is_alive():
-            self.join()
+            self.settled.wait()
 
     def finish(self, identity: tuple[str, bool]) -> None:
         """The validated cohort's banner: start Jupyter Book's process now if not yet started, and again
@@ -674,6 +679,13 @@ class HeadStart(threading.Thread):
         if self.started_with != identity:
             self.early.kill()
             self._start(identity)
+
+    def release(self) -> None:
+        """The build is over (Jupyter Book's process has ended or been killed): let the thread end."""
+        self.over.set()
+        self.released.set()
+        if self.is_alive():
+            self.join()
 
 
 def render(staging: Path, log=print, work: Path | None = None, early: EarlyRender | None = None) -> Path:
@@ -938,6 +950,7 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
             raise BuildError(f"could not write the site ({write_failure(exc, out)}); the previous site is untouched") from None
     finally:
         early.kill()
+        head_start.release()
 
 
 def write_failure(exc: OSError, where: Path) -> str:

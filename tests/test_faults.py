@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from helpers import build
+from helpers.executor import kill_process_group
 from helpers.paths import PROJECT_ROOT, SHIPPED_COHORT
 
 QUIET = {"log": lambda *_: None}
@@ -126,7 +127,7 @@ def test_signal_stops_workers_and_kernels_and_publishes_nothing(tmp_path, signum
     tree = wait_for_kernels(proc, 2)
     (os.killpg if signum == signal.SIGINT else os.kill)(proc.pid, signum)  # Ctrl-C goes to the whole group
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == code
+    assert proc.returncode == code, out + err
     assert err.strip() == build.INTERRUPTED and "Traceback" not in out + err
     assert all_gone(tree)
     assert not [p for p in (root / "_build" / ".cache").iterdir() if p.name.startswith(".build-")]
@@ -449,19 +450,22 @@ def _head_start(tmp_path, pool, identity):
 def test_jupyter_books_process_starts_while_validating_once_the_kernels_are_warm(tmp_path):
     head, early = _head_start(tmp_path, _Pool(ready=True), ("big cohort", True))
     head.start()
-    head.join(30)
+    head.settled.wait(30)
     assert early.started == [build.banner_text("big cohort", True)]  # started before the validation ended
     head.finish(("big cohort", True))  # the validated cohort has the declared banner: nothing restarts
     assert early.started == [build.banner_text("big cohort", True)] and early.killed == 0
+    head.release()
+    assert not head.is_alive()
 
 
 def test_a_banner_that_validation_changes_is_staged_again(tmp_path):
     head, early = _head_start(tmp_path, _Pool(ready=True), ("declared", False))
     head.start()
-    head.join(30)
+    head.settled.wait(30)
     head.finish(("validated", True))
     assert early.killed == 1
     assert early.started == [build.banner_text("declared", False), build.banner_text("validated", True)]
+    head.release()
 
 
 def test_a_validation_that_ends_before_the_kernels_are_warm_starts_jupyter_book_after_it(tmp_path):
@@ -471,14 +475,41 @@ def test_a_validation_that_ends_before_the_kernels_are_warm_starts_jupyter_book_
     time.sleep(0.3)
     assert early.started == []  # the kernels still import: the validation has both cores' share
     head.finish(("small cohort", True))
-    assert early.started == [build.banner_text("small cohort", True)] and not head.is_alive()
+    assert early.started == [build.banner_text("small cohort", True)]
+    head.join(5)
+    assert not head.is_alive()
     pool.ready.set()
     time.sleep(0.2)
     assert len(early.started) == 1
+
+
+class _Spawning(_Early):
+    """An EarlyRender whose start launches a real process the way EarlyRender does (build._spawn)."""
+
+    def start(self):
+        super().start()
+        self.proc = build._spawn([sys.executable, "-c", "import time; time.sleep(30)"], self.staging)
+
+
+def test_jupyter_books_process_started_while_validating_lives_until_the_build_ends(tmp_path):
+    # a process launched through executor.orphan_proof dies with the thread that started it (PR_SET_PDEATHSIG
+    # names the thread, not the process): the head start's thread must outlive the validation
+    head, _ = _head_start(tmp_path, _Pool(ready=True), ("big cohort", True))
+    head.early = early = _Spawning(head.staging)
+    head.start()
+    head.settled.wait(30)
+    head.finish(("big cohort", True))
+    time.sleep(1.0)  # the process has set its parent-death signal long since
+    assert early.proc.poll() is None
+    kill_process_group(early.proc.pid)
+    early.proc.wait()
+    head.release()
+    assert not head.is_alive()
 
 
 def test_a_build_that_stops_while_validating_starts_no_jupyter_book(tmp_path):
     head, early = _head_start(tmp_path, _Pool(ready=False), ("x", False))
     head.start()
     head.stop()  # the validation failed or was interrupted
+    head.join(5)
     assert not head.is_alive() and early.started == []
