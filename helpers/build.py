@@ -468,7 +468,8 @@ def banner_text(cohort_name: str, simulated: bool) -> str:
 
 
 def _spawn(cmd: list[str], cwd: Path, stdin: int | None = None) -> subprocess.Popen:
-    """Start `cmd` in its own session, dying with this process, its output captured."""
+    """Start `cmd` in its own session, dying with this process (or the thread calling this, if it ends
+    first: `executor.orphan_proof`), its output captured."""
     from helpers.executor import orphan_proof
 
     return subprocess.Popen(orphan_proof(cmd), cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,

@@ -375,7 +375,8 @@ os.execv(sys.argv[2], sys.argv[2:])
 
 
 def orphan_proof(cmd: list[str]) -> list[str]:
-    """`cmd` wrapped so that it dies with this process (PR_SET_PDEATHSIG survives the exec)."""
+    """`cmd` wrapped so that it dies with this process (PR_SET_PDEATHSIG survives the exec); Linux sends the
+    signal when the *thread* that started it ends, so start it from a thread that lives as long as it must."""
     return [sys.executable, "-c", LAUNCH, str(os.getpid()), *cmd]
 
 
