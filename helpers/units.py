@@ -12,6 +12,7 @@ unless cohort.yml declares `d_dimer_units` (see `convention_factor`).
 from __future__ import annotations
 
 import re
+import shutil
 from functools import lru_cache
 
 from helpers import contract
@@ -30,6 +31,9 @@ def registry() -> "pint.UnitRegistry":
         folder.mkdir(parents=True, exist_ok=True)
         reg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True, cache_folder=folder)
     except OSError:  # a read-only checkout: parse the definitions each time
+        reg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    except Exception:  # a cache file half-written (pint writes in place; a build stopped meanwhile): parse
+        shutil.rmtree(folder, ignore_errors=True)  # afresh, and let the next process write the cache again
         reg = pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
     # IU (international units, bioassay-defined) must never equal U (enzyme units, umol/min).
     reg.define("international_unit = [bioassay] = IU")

@@ -49,3 +49,23 @@ def test_spelling_normalisation():
     assert units.spelling("mg/L FEU") == ("mg/L", "FEU")
     assert units.same_unit("ug/L", "ng/mL") and units.same_unit("10^9/L", "x10^3/µL")
     assert not units.same_unit("mg/dL", "mg/L")
+
+
+def test_a_half_written_pint_cache_is_parsed_afresh(tmp_path, monkeypatch):
+    # pint writes its cache in place: a build stopped meanwhile leaves an empty pickle, which made every
+    # later build's registry fail to load, and every unit conversion with it
+    from helpers import paths
+
+    monkeypatch.setattr(paths, "SHARED_CACHE", tmp_path)
+    units.registry.cache_clear()
+    try:
+        units.registry()  # writes the cache
+        pickles = list((tmp_path / "pint").glob("*.pickle"))
+        assert pickles
+        for p in pickles:
+            p.write_bytes(b"")
+        units.registry.cache_clear()
+        assert units.registry().Quantity(1, "mg/dL").to("g/L").magnitude == pytest.approx(0.01)
+        assert not list((tmp_path / "pint").glob("*.pickle"))  # discarded, for the next process to write
+    finally:
+        units.registry.cache_clear()
