@@ -318,13 +318,15 @@ def _record_times(cache: Path, outcomes) -> None:
     os.replace(tmp, path)
 
 
-def open_pool(jobs: list[Job], workers: int, stage: Path, cache: Path, root: Path, timeout: int):
-    """Start the workers (their kernels import what the notebooks import while the build validates)."""
+def open_pool(jobs: list[Job], workers: int, stage: Path, cache: Path, root: Path, timeout: int,
+              confined: set[int] | None = None):
+    """Start the workers (their kernels import what the notebooks import while the build validates), on the
+    `confined` cores until `release_cores` (helpers.cores)."""
     from helpers.executor import KernelPool, preload_imports
 
     size = max(1, min(workers, len(jobs)))
     return KernelPool(size, timeout, preload_imports([j.source for j in jobs]), cache / "logs",
-                      stage / "kernels", root)
+                      stage / "kernels", root, confined)
 
 
 def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path | None = None,
@@ -606,6 +608,13 @@ class EarlyRender:
         proc, self.proc = self.proc, None
         return proc
 
+    def release_cores(self) -> None:
+        """Let the process, started on the spare cores during the validation, run on every core."""
+        from helpers import cores
+
+        if self.proc is not None:
+            cores.release([self.proc.pid])
+
     def kill(self) -> None:
         """End a process that will not be told to render."""
         from helpers.executor import kill_process_group
@@ -640,9 +649,10 @@ class HeadStart(threading.Thread):
     (`declared_identity`); `finish` stages it again if the validated cohort's differs."""
 
     def __init__(self, early: EarlyRender, pool, staging: Path, jobs: list[Job], root: Path,
-                 identity: tuple[str, bool] | None, before_start: threading.Thread):
+                 identity: tuple[str, bool] | None, before_start: threading.Thread, confined: set[int] | None = None):
         super().__init__(daemon=True)
         self.early, self.pool, self.staging, self.jobs, self.root = early, pool, staging, jobs, root
+        self.confined = confined  # the cores a process started during the validation runs on (helpers.cores)
         self.identity, self.before_start = identity, before_start
         self.over = threading.Event()  # the validation has ended (or the build is stopping)
         self.settled = threading.Event()  # this thread has started Jupyter Book's process, or never will
@@ -653,6 +663,9 @@ class HeadStart(threading.Thread):
         try:
             while self.identity is not None and self.pool is not None and not self.over.is_set():
                 if self.pool.warm(0.05):
+                    from helpers import cores
+
+                    cores.confine(self.confined)  # this thread, and the process it starts, off the validation's core
                     self._start(self.identity)
                     break
         finally:
@@ -911,19 +924,24 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
                          root: Path, workers: int, timeout: int, log) -> None:
     """The steps of a build that write: kernels warm up during validation, then execute (while Jupyter Book
     sets itself up), render, publish."""
+    from helpers import cores
+
     todo = [j for j in jobs if entry_problem(j) is not None]
-    pool = open_pool(todo, workers, stage, cache, root, timeout) if todo else None  # kernels start: first
+    spare = cores.spare()  # while the cohort is validated, what waits for it runs on the other cores
+    pool = open_pool(todo, workers, stage, cache, root, timeout, spare) if todo else None  # kernels start: first
     compiling = threading.Thread(target=compile_helpers, daemon=True)  # while the kernels import their modules
     compiling.start()
     from helpers.cohort import CohortError, remember, validated  # pandas, pandera: 0.5 s the kernels need not wait
 
     early = EarlyRender(stage / "render", render_dir(cache, out))  # started once the frame is staged
-    head_start = HeadStart(early, pool, stage / "render", jobs, root, declared_identity(cohort_path), compiling)
+    head_start = HeadStart(early, pool, stage / "render", jobs, root, declared_identity(cohort_path), compiling, spare)
     try:
         try:
             log(f"[1/4] validating {cohort_path.name}")
             head_start.start()
             report, data = validated(cohort_path)
+            if pool is not None:
+                pool.release_cores()  # the validation is over: every core for the kernels
             for line in report.lines("warning"):  # grouped: a repeated problem is one line with its rows
                 log(f"  {line}")
             if data is None:
@@ -933,6 +951,7 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
             del report, data  # the kernels load the cohort themselves: free this copy (large cohorts)
             gc.collect()
             head_start.finish((name, simulated))  # the frame Jupyter Book starts from, its process started
+            early.release_cores()
             log(f"[2/4] executing {len(jobs)} notebooks ({len(todo)} not cached)")
             execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout)
             pool = None

@@ -5,7 +5,9 @@ kernel per notebook pays once per notebook. Here each worker process owns one ke
 the notebooks import while the build is still validating, and runs its share of the notebooks one
 after the other. Between two notebooks the kernel is reset to the state of a fresh one (namespace,
 execution counter, working directory, matplotlib settings and warning filters), so a notebook's
-outputs do not depend on which notebook ran before it. After a failure the kernel is replaced.
+outputs do not depend on which notebook ran before it. After a failure the kernel is replaced. While the
+build validates the cohort, the workers and their kernels may be confined to the spare cores
+(`helpers.cores`).
 
 Workers run in their own process group (a Ctrl-C reaches only the build, which decides), die with
 the build (PR_SET_PDEATHSIG on Linux, a watchdog thread elsewhere), and their kernels die with them
@@ -332,9 +334,15 @@ def start_kernel(kernel_dir: str, root: str, preload: str) -> Kernel:
 
 
 def worker_main(conn, parent_pid: int, timeout: int, preload: str, log_path: str, kernel_dir: str,
-                root: str) -> None:
-    """A worker: start a kernel at once, then execute the tasks it is sent until it receives None."""
+                root: str, confined: set[int] | None = None) -> None:
+    """A worker: start a kernel at once, then execute the tasks it is sent until it receives None.
+
+    `confined`: the cores the worker and its kernel start on (`helpers.cores`), left before the first task."""
+    from helpers import cores
+
     die_with_parent(parent_pid)
+    every_core = cores.allowed()
+    cores.confine(confined)
     os.setpgid(0, 0)  # terminal signals go to the build only
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -355,6 +363,9 @@ def worker_main(conn, parent_pid: int, timeout: int, preload: str, log_path: str
         task = conn.recv()
         if task is None:
             break
+        if confined:  # the build has released this tree already; a thread started meanwhile is caught here
+            cores.release([os.getpid()], every_core)
+            confined = None
         outcome = Outcome(task.name, 0.0, failure) if kernel is None else execute(kernel, task, timeout)
         if outcome.error and kernel is not None:  # a failed notebook may leave the kernel in any state
             kernel.stop()
@@ -414,11 +425,14 @@ class Worker:
 class KernelPool:
     """Worker processes with warm kernels; `run` executes tasks on them, `close` or `kill` ends them."""
 
-    def __init__(self, size: int, timeout: int, preload: str, log_dir: Path, kernel_dir: Path, root: Path):
+    def __init__(self, size: int, timeout: int, preload: str, log_dir: Path, kernel_dir: Path, root: Path,
+                 confined: set[int] | None = None):
         log_dir.mkdir(parents=True, exist_ok=True)
         kernel_dir.mkdir(parents=True, exist_ok=True)
         self.ctx = get_context("fork")
-        self.args = lambda i: (os.getpid(), timeout, preload, str(log_dir / f"worker-{i}.log"), str(kernel_dir), str(root))
+        self.confined = confined  # the cores the workers start on until `release_cores` (helpers.cores)
+        self.args = lambda i: (os.getpid(), timeout, preload, str(log_dir / f"worker-{i}.log"), str(kernel_dir),
+                               str(root), self.confined)
         self.workers = [Worker(self.ctx, self.args(i)) for i in range(size)]
         self.spawned = size
         self.kernel_dir = kernel_dir
@@ -433,6 +447,15 @@ class KernelPool:
         """Whether every worker's kernel has started and imported what the notebooks import (its first
         message is waiting, left for `run` to read), waiting up to `wait` seconds for each."""
         return all(w.conn.poll(wait) for w in self.workers)
+
+    def release_cores(self) -> None:
+        """Let the workers and their kernels, confined while they warmed up, run on every core (and start
+        any replacement worker unconfined)."""
+        from helpers import cores
+
+        if self.confined:
+            self.confined = None
+            cores.release([w.proc.pid for w in self.workers])
 
     def run(self, tasks: list[Task], log) -> list[Outcome]:
         """Execute every task (each worker takes the next when free); report each outcome through `log`."""
