@@ -26,13 +26,14 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from helpers.paths import BUILD_DIR, CACHE_ENV, NOTEBOOKS_DIR, PROJECT_ROOT, SHIPPED_COHORT, private_cache, resolve
+from helpers.paths import BUILD_DIR, CACHE_ENV, CHECKING_ENV, NOTEBOOKS_DIR, PROJECT_ROOT, SHIPPED_COHORT, private_cache, resolve
 
 SOURCES = ("_config.yml", "_toc.yml", "book", "notebooks")
 CACHE_DIR = BUILD_DIR / ".cache"
@@ -330,10 +331,12 @@ def open_pool(jobs: list[Job], workers: int, stage: Path, cache: Path, root: Pat
 
 
 def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path | None = None,
-                cache: Path | None = None, root: Path = PROJECT_ROOT, timeout: int | None = None) -> None:
+                cache: Path | None = None, root: Path = PROJECT_ROOT, timeout: int | None = None,
+                gate: Callable[[], None] | None = None) -> None:
     """Execute the jobs whose cache entry is not whole, in warm kernels; raise BuildError naming each failure.
 
-    Notebooks that succeed are cached even when others fail.
+    Notebooks that succeed are cached even when others fail. `gate` is called before the first outcome is
+    taken (the validation's held-back checks: a cohort they refuse stops the build before anything is cached).
     """
     from helpers.executor import Task
 
@@ -366,6 +369,8 @@ def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path
         failures: list[str] = []
 
         def report(outcome) -> None:
+            if gate is not None:
+                gate()
             job, folder, _ = staged[outcome.name]
             if outcome.error:
                 failures.append(f"{outcome.name} failed after {outcome.seconds:.1f} s at {outcome.error}")
@@ -579,6 +584,46 @@ def render_command(staging: Path, work: Path | None) -> tuple[list[str], Path, P
         src, output = work / "src", work / "out"
         cmd = [sys.executable, "-c", RENDER, "--reuse", "build", str(src)]
     return cmd + ["-W", "-n", "--keep-going", "--path-output", str(output)], src, output
+
+
+class HeldChecks(threading.Thread):
+    """The checks a validation held back (cohort.Checks: ranges, keys, rules across tables, plausibility),
+    run in a thread while the kernels start on the cohort they only read. `passed` waits for them, logs the
+    report's warnings, and stops the build with the whole report when they found an error (the stored
+    cohort removed); once they pass, the report is stored and the stored cohort may be used by anyone."""
+
+    def __init__(self, checks, report, cohort: Path, log):
+        super().__init__(daemon=True, name="held checks")
+        self.checks, self.report, self.cohort, self.log = checks, report, cohort, log
+        self.failure: BaseException | None = None
+        self.decided = False
+
+    def run(self) -> None:
+        try:
+            if self.checks is not None:
+                self.checks.run()
+        except BaseException as exc:  # re-raised by `passed`, in the build's own thread
+            self.failure = exc
+
+    def passed(self) -> None:
+        """Return when every check has passed (at once after the first call); else raise CohortError."""
+        from helpers.cohort import CohortError, forget, remember_report
+
+        if self.decided:
+            return
+        if self.is_alive() or self.ident is not None:
+            self.join()
+        else:
+            self.run()
+        self.decided, self.checks = True, None  # the parsed tables the checks held: freed
+        if self.failure is not None:
+            raise self.failure
+        for line in self.report.lines("warning"):  # grouped: a repeated problem is one line with its rows
+            self.log(f"  {line}")
+        if not self.report.ok:
+            forget(self.cohort)
+            raise CohortError(self.report)
+        remember_report(self.cohort, self.report)
 
 
 class EarlyRender:
@@ -869,16 +914,20 @@ def remove_leftovers(cache: Path, log=print) -> None:
 
 @contextmanager
 def cache_env(cache: Path):
-    """Point helpers.paths.cache_dir() (this process, the workers and their kernels) at `cache`."""
-    before = os.environ.get(CACHE_ENV)
-    os.environ[CACHE_ENV] = str(cache)
+    """Point helpers.paths.cache_dir() (this process, the workers and their kernels) at `cache`, and let the
+    kernels use the cohort this build stores before its held-back checks end (cohort.CHECKING_ENV: the build
+    publishes nothing unless they pass)."""
+    values = {CACHE_ENV: str(cache), CHECKING_ENV: "1"}
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(CACHE_ENV, None)
-        else:
-            os.environ[CACHE_ENV] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # ------------------------------------------------------------------------------------- the build
@@ -931,7 +980,7 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
     pool = open_pool(todo, workers, stage, cache, root, timeout, spare) if todo else None  # kernels start: first
     compiling = threading.Thread(target=compile_helpers, daemon=True)  # while the kernels import their modules
     compiling.start()
-    from helpers.cohort import CohortError, remember, validated  # pandas, pandera: 0.5 s the kernels need not wait
+    from helpers.cohort import CohortError, remember, validated_in_steps  # pandas, pandera: 0.5 s the kernels need not wait
 
     early = EarlyRender(stage / "render", render_dir(cache, out))  # started once the frame is staged
     head_start = HeadStart(early, pool, stage / "render", jobs, root, declared_identity(cohort_path), compiling, spare)
@@ -939,22 +988,24 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
         try:
             log(f"[1/4] validating {cohort_path.name}")
             head_start.start()
-            report, data = validated(cohort_path)
+            report, data, checks = validated_in_steps(cohort_path)
             if pool is not None:
                 pool.release_cores()  # the validation is over: every core for the kernels
-            for line in report.lines("warning"):  # grouped: a repeated problem is one line with its rows
-                log(f"  {line}")
-            if data is None:
-                raise CohortError(report)
-            remember(cohort_path, data, report)
+            held = HeldChecks(checks, report, cohort_path, log)
+            if data is None or checks is None:
+                held.passed()  # the report is whole (refused, or stored by an earlier build): its warnings now
+            remember(cohort_path, data)  # its report once every check has passed (HeldChecks.passed)
             name, simulated = data.name, data.simulated
-            del report, data  # the kernels load the cohort themselves: free this copy (large cohorts)
+            del report, data, checks  # the kernels load the cohort themselves: free this copy (large cohorts)
             gc.collect()
+            held.start()  # the checks that only read the tables, while the kernels start on the cohort
             head_start.finish((name, simulated))  # the frame Jupyter Book starts from, its process started
             early.release_cores()
             log(f"[2/4] executing {len(jobs)} notebooks ({len(todo)} not cached)")
-            execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout)
+            execute_all(jobs, workers, log, pool=pool, stage=stage, cache=cache, root=root, timeout=timeout,
+                        gate=held.passed)
             pool = None
+            held.passed()  # nothing executed (every notebook cached): the checks still decide
         finally:
             head_start.stop()
             if pool is not None:

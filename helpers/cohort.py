@@ -15,6 +15,7 @@ import os
 import pickle
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -263,6 +264,9 @@ def _read_csv(path: Path, report: Report) -> pd.DataFrame | None:
         report.add("error", name, "the file is separated by semicolons; the contract needs commas. "
                    "Re-save it as 'CSV UTF-8 (comma delimited)' or replace ';' by ','.")
         return None
+    names = next(csv.reader([header]))
+    if len(raw) >= ARROW_MIN_BYTES and (df := _read_csv_arrow(raw, names)) is not None:
+        return df
     from io import BytesIO
     try:  # from the bytes (now known to be UTF-8): pandas reads them twice as fast as the decoded text
         df = pd.read_csv(BytesIO(raw), encoding="utf-8-sig", dtype=str, keep_default_na=False, skipinitialspace=False,
@@ -270,9 +274,44 @@ def _read_csv(path: Path, report: Report) -> pd.DataFrame | None:
     except pd.errors.ParserError as exc:
         report.add("error", name, f"the file cannot be read as CSV: {exc}")
         return None
-    names = next(csv.reader([header]))
     if len(names) == df.shape[1]:
         df.columns = [n.strip() for n in names]  # pandas renames a repeated header to 'x.1'; keep it visible
+    return df
+
+
+ARROW_MIN_BYTES = 4 << 20  # files from this size are read with pyarrow (a 5,000-patient labs.csv: 45 MB)
+
+
+def _read_csv_arrow(raw: bytes, names: list[str]) -> pd.DataFrame | None:
+    """A large CSV read with pyarrow's reader, each column as categories of its texts; None when pyarrow is
+    not installed or the file is not a plain rectangle of cells (pandas then reads it, and words its error).
+
+    The same cells as pandas' reader with `dtype=str, keep_default_na=False` (every cell its text, an empty
+    cell ''), about three times as fast, and the categories spare the parser factorising a million texts
+    again (`_parse_column` parses each distinct text once)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+    except ImportError:
+        return None
+    width = len(names)
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(raw),
+            read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], skip_rows=1),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.string() for i in range(width)},
+                                                 null_values=[], strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a row of another width, a stray quote: pandas says which
+        return None
+    columns = {}
+    for i, column in enumerate(table.columns):
+        encoded = column.combine_chunks().dictionary_encode()
+        columns[i] = pd.Categorical.from_codes(encoded.indices.to_numpy(zero_copy_only=False),
+                                               encoded.dictionary.to_pandas().astype(object))
+    df = pd.DataFrame(columns)
+    df.columns = [n.strip() for n in names]
     return df
 
 
@@ -355,9 +394,12 @@ def _parse_column(values: pd.Series, col: Column, file: str, report: Report) -> 
     many times), then spread back to the rows. Cells that do not parse as they stand are stripped of
     surrounding spaces, lower-cased for the missing-value words, and parsed again.
     """
-    if pd.api.types.infer_dtype(values, skipna=False) != "string":  # read as text, so nearly always strings
-        values = values.astype(str)
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if isinstance(values.dtype, pd.CategoricalDtype):  # a large file's column, already coded (_read_csv_arrow)
+        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories.to_numpy(dtype=object)
+    else:
+        if pd.api.types.infer_dtype(values, skipna=False) != "string":  # read as text, so nearly always strings
+            values = values.astype(str)
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
     raw = pd.Series(uniques, dtype=object).astype(str)
     if col.kind == "text":
         raw = raw.str.strip()
@@ -512,8 +554,10 @@ def _is_redcap_structural(column: str) -> bool:
     return name in contract.REDCAP_COLUMNS or name.startswith("redcap_") or name.endswith("_complete")
 
 
-def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> pd.DataFrame | None:
-    """Columns present, forbidden and unknown columns, parsed types, ranges and duplicate keys."""
+def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report,
+                 later: Callable[[Callable[[Report], None]], None] | None = None) -> pd.DataFrame | None:
+    """Columns present, forbidden and unknown columns, parsed types, ranges and duplicate keys (the last two
+    only read the parsed table: handed to `later`, when given, to be run afterwards; `Checks`)."""
     known_lower = {c.lower(): c for c in table.names}
     raw = raw.rename(columns=lambda c: known_lower.get(str(c).strip().lower(), str(c).strip()))
     columns = list(raw.columns)
@@ -550,7 +594,14 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
         if c.name in raw:
             parsed[c.name] = _parse_column(raw[c.name], c, file, report)
     failed = {(p.row, p.column) for p in report.errors if p.file == file} - before  # this file's cells
-    _check_schema(parsed, table, file, report, failed)
+    (later or (lambda check: check(report)))(lambda r: _check_ranges_and_keys(parsed, table, file, r, failed))
+    return parsed
+
+
+def _check_ranges_and_keys(parsed: pd.DataFrame, table: Table, file: str, report: Report,
+                           parse_failed: set[tuple[int, str]]) -> None:
+    """The pandera schema (ranges, vocabularies, values required) and duplicate keys of one parsed table."""
+    _check_schema(parsed, table, file, report, parse_failed)
     if table.key and all(k in parsed for k in table.key):
         dup = parsed.duplicated(list(table.key), keep="first") & parsed[list(table.key)].notna().all(axis=1)
         for idx in parsed.index[dup]:
@@ -558,7 +609,6 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report) -> 
             report.add("error", file, f"duplicate row for {keyval}; each {' + '.join(table.key)} may appear once.",
                        row=int(idx) + 2, column=table.key[-1],
                        summary=f"duplicate row; each {' + '.join(table.key)} may appear once.")
-    return parsed
 
 
 # --------------------------------------------------------------------------------------------
@@ -735,8 +785,42 @@ def _pseudonymise(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 def validate(path: str | Path) -> tuple[Report, Cohort | None]:
     """Validate a cohort folder or workbook; return the full report and, when buildable, the Cohort."""
+    report, cohort, checks = validate_in_steps(path)
+    if checks is not None:
+        checks.run()
+    return report, cohort if report.ok else None
+
+
+class Checks:
+    """The checks of a validation that only read the parsed tables (ranges and duplicate keys, rules across
+    columns and tables, plausibility): held back by `validate_in_steps` so that the chapters can start on
+    the cohort meanwhile. `run` adds their problems to the report where `validate` puts them."""
+
+    def __init__(self, report: Report):
+        self.report, self._held = report, []
+
+    def hold(self, check: Callable[[Report], None]) -> None:
+        """Keep `check` (it adds to the report it is given) for `run`, at this point of the report."""
+        self._held.append((len(self.report.problems), check))
+
+    def run(self) -> Report:
+        """Run every held check once; its problems go where it would have put them run at once. The report."""
+        held, self._held, offset = self._held, [], 0
+        for position, check in held:
+            part = Report(self.report.source)
+            check(part)
+            self.report.problems[position + offset:position + offset] = part.problems
+            offset += len(part.problems)
+        return self.report
+
+
+def validate_in_steps(path: str | Path) -> tuple[Report, Cohort | None, Checks | None]:
+    """The cohort as `validate` makes it, its report so far and the checks still to run (`Checks`): the
+    tables parsed, converted and pseudonymised first. Without a cohort (a table unreadable, a cell that does
+    not parse, an error in cohort.yml) every check has run and the report is whole (checks None)."""
     path = Path(path)
     report = Report(str(path))
+    checks = Checks(report)
     raw, meta, label = _read_sources(path, report)
     workbook = path.is_file()
     settings, meta = _settings(meta, report)
@@ -747,7 +831,7 @@ def validate(path: str | Path) -> tuple[Report, Cohort | None]:
     parsed: dict[str, pd.DataFrame] = {}
     for name, table in contract.TABLES.items():
         if name in raw:
-            df = _check_table(raw[name], table, labels[name], report)
+            df = _check_table(raw[name], table, labels[name], report, checks.hold)
             if df is not None:
                 parsed[name] = df
         elif not table.required and "patients" in raw:
@@ -755,12 +839,12 @@ def validate(path: str | Path) -> tuple[Report, Cohort | None]:
     if "labs" in parsed:
         parsed["labs"] = _check_units(parsed["labs"], labels["labs"], report, meta.get("d_dimer_units"))
     if "patients" in parsed:
-        _check_patients(parsed["patients"], labels["patients"], report, settings)
-        _check_references(parsed, labels, report)
-    plausibility.check(parsed, labels, report)
+        checks.hold(lambda r: _check_patients(parsed["patients"], labels["patients"], r, settings))
+        checks.hold(lambda r: _check_references(parsed, labels, r))
+    checks.hold(lambda r: plausibility.check(parsed, labels, r))
     enrolled = _enrolled(meta.get("enrolled"), len(parsed["patients"]), report) if "patients" in parsed else None
     if not report.ok or "patients" not in parsed:
-        return report, None
+        return checks.run(), None, None
     tables = _pseudonymise(parsed)
     for name in ("kinetics", "daily", "labs"):
         if name in tables:
@@ -773,7 +857,7 @@ def validate(path: str | Path) -> tuple[Report, Cohort | None]:
         patients=tables["patients"].reset_index(drop=True), kinetics=tables.get("kinetics"),
         daily=tables.get("daily"), labs=tables.get("labs"),
     )
-    return report, cohort
+    return report, cohort, checks
 
 
 def _enrolled(value, n_infused: int, report: Report) -> int | None:
@@ -800,7 +884,7 @@ def load_cohort(path: str | Path, cache: bool = True) -> Cohort:
     path = resolve(path)
     key = _content_key(path) if cache and path.exists() else ""
     entry = cache_dir() / "cohorts" / f"{key}.pkl" if key else None
-    if entry is not None and entry.exists():
+    if entry is not None and entry.exists() and _checked(entry):
         try:
             return _read_entry(entry, path)
         except Exception:  # unreadable (other library versions): validate again, and store afresh
@@ -809,8 +893,17 @@ def load_cohort(path: str | Path, cache: bool = True) -> Cohort:
     if cohort is None:
         raise CohortError(report)
     if entry is not None:
-        remember(path, cohort)
+        remember(path, cohort, report)
     return replace(cohort, key=key)
+
+
+def _checked(entry: Path) -> bool:
+    """Whether a stored cohort may be used: its report is stored beside it (every check passed), or the
+    pipeline, which runs the remaining checks while its kernels start on the cohort, says so. A cohort
+    stored by a build stopped before its checks ended is validated again."""
+    from helpers.paths import CHECKING_ENV
+
+    return bool(os.environ.get(CHECKING_ENV)) or entry.with_suffix(".report.pkl").exists()
 
 
 def remember(path: Path, cohort: Cohort, report: Report | None = None) -> None:
@@ -821,7 +914,7 @@ def remember(path: Path, cohort: Cohort, report: Report | None = None) -> None:
     key = _content_key(path)
     entry = cache_dir() / "cohorts" / f"{key}.pkl"
     if report is not None:
-        _write_atomic(entry.with_suffix(".report.pkl"), report)
+        remember_report(path, report)
     if entry.exists():
         return
     stored = {}
@@ -832,6 +925,23 @@ def remember(path: Path, cohort: Cohort, report: Report | None = None) -> None:
             stored[table] = Stored(Path(entry.with_suffix(f".{table}.pkl").name), len(df),
                                    table == "daily" and _grades_crs(df))
     _write_atomic(entry, replace(cohort, key=key, **stored))
+
+
+def remember_report(path: Path, report: Report) -> None:
+    """Store the whole report of a cohort whose every check passed: its stored cohort may now be used by
+    anyone (`load_cohort`), and a rebuild of the same files reads both back instead of validating."""
+    from helpers.paths import cache_dir
+
+    _write_atomic(cache_dir() / "cohorts" / f"{_content_key(path)}.report.pkl", report)
+
+
+def forget(path: Path) -> None:
+    """Remove a stored cohort, its tables and report (its held-back checks found an error)."""
+    from helpers.paths import cache_dir
+
+    entry = cache_dir() / "cohorts" / f"{_content_key(path)}.pkl"
+    for stored in (entry, entry.with_suffix(".report.pkl"), *(entry.with_suffix(f".{t}.pkl") for t in DEFERRED)):
+        stored.unlink(missing_ok=True)
 
 
 def _write_atomic(entry: Path, obj: object) -> None:
@@ -860,15 +970,24 @@ def _read_entry(entry: Path, path: Path) -> Cohort:
 def validated(path: Path) -> tuple[Report, Cohort | None]:
     """validate(path), or the stored report and cohort of an earlier validation of the same files by the same
     loader code (`remember`): a rebuild after a prose edit does not validate again."""
+    report, cohort, checks = validated_in_steps(path)
+    if checks is not None:
+        checks.run()
+    return report, cohort if report.ok else None
+
+
+def validated_in_steps(path: Path) -> tuple[Report, Cohort | None, Checks | None]:
+    """`validated`, with the checks that only read the tables held back (`validate_in_steps`) when the files
+    are validated afresh; a stored report is whole (checks None)."""
     from helpers.paths import cache_dir
 
     key = _content_key(path)
     try:
         with open(cache_dir() / "cohorts" / f"{key}.report.pkl", "rb") as f:
             report = pickle.load(f)
-        return report, _read_entry(cache_dir() / "cohorts" / f"{key}.pkl", path)
+        return report, _read_entry(cache_dir() / "cohorts" / f"{key}.pkl", path), None
     except (OSError, EOFError, pickle.UnpicklingError, AttributeError):
-        return validate(path)
+        return validate_in_steps(path)
 
 
 def _content_key(path: Path) -> str:

@@ -12,6 +12,8 @@ BOOK_DIR: Path = PROJECT_ROOT / "book"
 BUILD_DIR: Path = PROJECT_ROOT / "_build"
 SHARED_CACHE: Path = BUILD_DIR / ".cache"  # the shipped cohort's executed notebooks (nothing private)
 CACHE_ENV = "HELPERS_CACHE_DIR"  # set by the pipeline while it builds a centre's own cohort
+CHECKING_ENV = "HELPERS_COHORT_CHECKING"  # set by the pipeline: its kernels may use the cohort it stores before
+# its held-back checks end (helpers.cohort.Checks; nothing is published unless they pass)
 
 
 def resolve(path: str | Path) -> Path:
