@@ -112,7 +112,9 @@ def _difference_order_statistics(x1: np.ndarray, x0: np.ndarray, ranks: list[int
 
     Rounded measurements repeat: when the distinct values make at most a quarter as many differences, those
     are sorted with their multiplicities (counts multiplied) and the ranks read off the cumulative counts;
-    otherwise four order statistics are taken from all the differences by partition. The same values either way.
+    otherwise, up to SELECTED differences, the order statistics are taken from all of them by partition, and
+    beyond it each is selected in the sorted matrix of differences (`_select_difference`) without forming
+    them. The same values every way.
     """
     u1, c1 = np.unique(x1, return_counts=True)
     u0, c0 = np.unique(x0, return_counts=True)
@@ -121,8 +123,59 @@ def _difference_order_statistics(x1: np.ndarray, x0: np.ndarray, ranks: list[int
         order = np.argsort(diffs, kind="stable")
         below = np.cumsum(np.multiply.outer(c1, c0).ravel()[order])  # differences up to each distinct one
         return diffs[order][np.searchsorted(below, np.asarray(ranks) + 1)]  # rank k: first with k + 1 at or below
+    if len(x1) * len(x0) > SELECTED and np.isfinite(u1).all() and np.isfinite(u0).all():
+        rows, columns = np.sort(x1), np.sort(x0)[::-1]
+        return np.array([_select_difference(rows, columns, k) for k in ranks])
     diffs = np.subtract.outer(x1, x0).ravel()
     return np.partition(diffs, sorted(set(ranks)))[ranks]
+
+
+SELECTED = 250_000  # differences beyond which an order statistic is selected, not partitioned out of all of them
+PARTITIONED = 4096  # candidates left few enough to partition (`_select_difference`)
+
+
+def _select_difference(rows: np.ndarray, columns: np.ndarray, rank: int) -> float:
+    """The `rank`-th smallest (0-based) of the differences rows_i - columns_j, rows ascending and columns
+    descending (finite): each row and each column of that matrix is non-decreasing, so it is selected in the
+    sorted matrix (Johnson and Mizoguchi, SIAM J Comput 1978;7:147-153). Each row keeps the span of columns
+    that may hold it; the weighted median of the rows' middle candidates cuts at least a quarter of what is
+    left each round, until few enough are left to partition. Every candidate is computed as
+    np.subtract.outer computes it, so the value is the one partitioning all m x n differences gives."""
+    low = np.zeros(len(rows), dtype=np.int64)
+    high = np.full(len(rows), len(columns), dtype=np.int64)
+    while True:
+        width = high - low
+        left = int(width.sum())
+        if left <= PARTITIONED:
+            row = np.repeat(np.arange(len(rows)), width)
+            column = np.arange(left) - np.repeat(np.cumsum(width) - width, width) + np.repeat(low, width)
+            return float(np.partition(rows[row] - columns[column], rank - int(low.sum()))[rank - int(low.sum())])
+        live = width > 0
+        middles = rows[live] - columns[(low[live] + high[live] - 1) // 2]
+        order = np.argsort(middles, kind="stable")
+        weight = np.cumsum(width[live][order])
+        pivot = middles[order][np.searchsorted(weight, weight[-1] / 2)]
+        below, at_most = _row_prefix(rows, columns, pivot, True), _row_prefix(rows, columns, pivot, False)
+        if below.sum() <= rank < at_most.sum():
+            return float(pivot)
+        if rank < below.sum():
+            high = np.minimum(high, below)  # what is left lies below the pivot
+        else:
+            low = np.maximum(low, at_most)  # above it
+
+
+def _row_prefix(rows: np.ndarray, columns: np.ndarray, value: float, strict: bool) -> np.ndarray:
+    """Per row, how many of its differences are below `value` (strict) or at most it: a prefix of the row (it
+    is non-decreasing), found by bisection in every row at once."""
+    low = np.zeros(len(rows), dtype=np.int64)
+    high = np.full(len(rows), len(columns), dtype=np.int64)
+    while (open_ := low < high).any():
+        middle = (low + high) // 2
+        difference = rows - columns[np.minimum(middle, len(columns) - 1)]
+        inside = open_ & ((difference < value) if strict else (difference <= value))
+        low = np.where(inside, middle + 1, low)
+        high = np.where(open_ & ~inside, middle, high)
+    return low
 
 
 # ---------------------------------------------------------------- contingency tables

@@ -139,6 +139,21 @@ def test_difference_order_statistics_equal_a_full_sort(decimals):
     assert np.array_equal(st._difference_order_statistics(x1, x0, ranks), d[ranks])
 
 
+def test_a_difference_selected_in_the_sorted_matrix_is_the_one_a_full_sort_gives(monkeypatch):
+    """Every rank of small samples, ties and one-element samples included, with the selection's rounds run down
+    to one candidate (PARTITIONED 1) and with its default."""
+    rng = np.random.default_rng(11)
+    for trial in range(120):
+        m, n = (int(v) for v in rng.integers(1, 16, 2))
+        draw = [lambda k: rng.normal(size=k), lambda k: rng.integers(0, 4, k).astype(float),
+                lambda k: np.round(rng.lognormal(size=k), 1)][trial % 3]
+        x1, x0 = draw(m), draw(n)
+        d = np.sort(np.subtract.outer(x1, x0).ravel())
+        monkeypatch.setattr(st, "PARTITIONED", [1, 7, 4096][trial % 3 if trial % 2 else 0])
+        rows, columns = np.sort(x1), np.sort(x0)[::-1]
+        assert [st._select_difference(rows, columns, k) for k in range(m * n)] == list(d)
+
+
 # ---------------------------------------------------------------- Fisher
 def test_fisher_rxc_two_by_three_against_exact_permutation():
     table = np.array([[2, 0, 1], [0, 3, 2]])
