@@ -14,6 +14,7 @@ folder `<out>.cache` beside its site, never in the shared one (`python -m helper
 """
 from __future__ import annotations
 
+import ctypes
 import gc
 import hashlib
 import json
@@ -586,6 +587,17 @@ def render_command(staging: Path, work: Path | None) -> tuple[list[str], Path, P
     return cmd + ["-W", "-n", "--keep-going", "--path-output", str(output)], src, output
 
 
+def give_back_memory() -> None:
+    """Collect, then hand the C heap's free pages back to the system (glibc's malloc_trim): a large cohort's
+    freed tables otherwise stay in the build's resident memory (about 230 MB at 5,000 patients) while the
+    kernels grow."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 class HeldChecks(threading.Thread):
     """The checks a validation held back (cohort.Checks: ranges, keys, rules across tables, plausibility),
     run in a thread while the kernels start on the cohort they only read. `passed` waits for them, logs the
@@ -616,6 +628,7 @@ class HeldChecks(threading.Thread):
         else:
             self.run()
         self.decided, self.checks = True, None  # the parsed tables the checks held: freed
+        give_back_memory()
         if self.failure is not None:
             raise self.failure
         for line in self.report.lines("warning"):  # grouped: a repeated problem is one line with its rows
@@ -997,7 +1010,7 @@ def _execute_and_publish(cohort_path: Path, out: Path, jobs: list[Job], digest: 
             remember(cohort_path, data)  # its report once every check has passed (HeldChecks.passed)
             name, simulated = data.name, data.simulated
             del report, data, checks  # the kernels load the cohort themselves: free this copy (large cohorts)
-            gc.collect()
+            give_back_memory()
             held.start()  # the checks that only read the tables, while the kernels start on the cohort
             head_start.finish((name, simulated))  # the frame Jupyter Book starts from, its process started
             early.release_cores()

@@ -291,13 +291,14 @@ def _read_csv_arrow(raw: bytes, names: list[str]) -> pd.DataFrame | None:
     again (`_parse_column` parses each distinct text once)."""
     try:
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.csv as pacsv
     except ImportError:
         return None
-    width = len(names)
+    width, pool = len(names), pa.system_memory_pool()  # malloc's: freed, the file's buffers go back (jemalloc keeps them)
     try:
         table = pacsv.read_csv(
-            pa.py_buffer(raw),
+            pa.py_buffer(raw), memory_pool=pool,
             read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], skip_rows=1),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.string() for i in range(width)},
@@ -307,7 +308,7 @@ def _read_csv_arrow(raw: bytes, names: list[str]) -> pd.DataFrame | None:
         return None
     columns = {}
     for i, column in enumerate(table.columns):
-        encoded = column.combine_chunks().dictionary_encode()
+        encoded = pc.dictionary_encode(column.combine_chunks(memory_pool=pool), memory_pool=pool)
         columns[i] = pd.Categorical.from_codes(encoded.indices.to_numpy(zero_copy_only=False),
                                                encoded.dictionary.to_pandas().astype(object))
     df = pd.DataFrame(columns)

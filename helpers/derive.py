@@ -8,7 +8,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -60,18 +61,47 @@ def shared(cohort: Cohort, name: str, compute: Callable[[], T]) -> T:
     for module in sorted(Path(__file__).parent.glob("*.py")):
         h.update(module.read_bytes())
     entry = cache_dir() / "cohorts" / f"{name}-{h.hexdigest()[:32]}.pkl"
+    found = _stored(entry)
+    if found is not _ABSENT:
+        return found
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with _computing(entry):  # a chapter in another kernel computing the same value: wait for it, then read it
+        found = _stored(entry)
+        if found is not _ABSENT:
+            return found
+        value = compute()
+        tmp = entry.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, entry)  # atomic: a chapter in another kernel never reads half a file
+    return value
+
+
+_ABSENT = object()
+
+
+def _stored(entry: Path) -> object:
+    """The value pickled in `entry`, or _ABSENT when there is none that loads."""
     try:
         with open(entry, "rb") as f:
             return pickle.load(f)
     except Exception:  # absent, half-written by a killed build, or from other library versions: compute again
-        pass
-    value = compute()
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = entry.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, entry)  # atomic: a chapter in another kernel never reads half a file
-    return value
+        return _ABSENT
+
+
+@contextmanager
+def _computing(entry: Path) -> Iterator[None]:
+    """An exclusive lock on `entry`'s lock file while its value is computed: the two long chapters, which start
+    together and both need the per-patient table first, compute it once (the second waits, and its core goes
+    to the validation's held-back checks). The operating system releases the lock of a killed kernel."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: each kernel computes it
+        yield
+        return
+    with open(entry.with_suffix(".lock"), "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 def shared_patient_table(cohort: Cohort) -> pd.DataFrame:

@@ -97,6 +97,50 @@ def test_shared_computes_once_per_cohort_key_and_settings(tmp_path, monkeypatch)
     assert len(calls) == 5
 
 
+def test_two_kernels_that_need_a_shared_value_at_once_compute_it_once(tmp_path, monkeypatch):
+    """The second waits on the first's lock, then reads its result (processes forked as the kernels are
+    separate processes); a process killed while it holds the lock leaves it to the next."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from helpers.paths import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "c").mkdir()
+    c = cohort(tmp_path / "c")
+    log = tmp_path / "computed"
+
+    def compute(seconds: float):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(seconds)
+        return os.getpid()
+
+    def chapter(name: str, seconds: float, results) -> None:
+        results.put(derive.shared(c, name, lambda: compute(seconds)))
+
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    both = [ctx.Process(target=chapter, args=("table", 0.5, results)) for _ in range(2)]
+    for p in both:
+        p.start()
+    for p in both:
+        p.join(20)
+    values = [results.get(timeout=5) for _ in both]
+    assert len(log.read_text().split()) == 1 and values[0] == values[1]
+    killed = ctx.Process(target=chapter, args=("other", 60, results))
+    killed.start()
+    deadline = time.time() + 20
+    while len(log.read_text().split()) < 2:  # it holds the lock and computes
+        assert time.time() < deadline
+        time.sleep(0.05)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.join(5)
+    assert derive.shared(c, "other", lambda: "computed again") == "computed again"
+
+
 def test_shared_grading_and_counts_by_scale_equal_a_fresh_grading(tmp_path, monkeypatch):
     from helpers import crs, holdup
     from helpers.paths import CACHE_ENV
