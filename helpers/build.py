@@ -336,8 +336,9 @@ def execute_all(jobs: list[Job], workers: int, log=print, pool=None, stage: Path
                 gate: Callable[[], None] | None = None) -> None:
     """Execute the jobs whose cache entry is not whole, in warm kernels; raise BuildError naming each failure.
 
-    Notebooks that succeed are cached even when others fail. `gate` is called before the first outcome is
-    taken (the validation's held-back checks: a cohort they refuse stops the build before anything is cached).
+    Notebooks that succeed are cached even when others fail. `gate` is called before each outcome is taken
+    (the validation's held-back checks, decided at the first: a cohort they refuse stops the build before
+    anything is cached).
     """
     from helpers.executor import Task
 
@@ -594,7 +595,7 @@ def give_back_memory() -> None:
     gc.collect()
     try:
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
+    except (OSError, AttributeError, TypeError):  # not glibc: nothing to trim
         pass
 
 

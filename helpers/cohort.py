@@ -595,7 +595,13 @@ def _check_table(raw: pd.DataFrame, table: Table, file: str, report: Report,
         if c.name in raw:
             parsed[c.name] = _parse_column(raw[c.name], c, file, report)
     failed = {(p.row, p.column) for p in report.errors if p.file == file} - before  # this file's cells
-    (later or (lambda check: check(report)))(lambda r: _check_ranges_and_keys(parsed, table, file, r, failed))
+    def ranges_and_keys(to: Report) -> None:
+        _check_ranges_and_keys(parsed, table, file, to, failed)
+
+    if later is None:
+        ranges_and_keys(report)
+    else:
+        later(ranges_and_keys)
     return parsed
 
 

@@ -3,7 +3,6 @@ the large-file reader: the same report, in the same order, and the same tables a
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
