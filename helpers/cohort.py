@@ -943,12 +943,16 @@ def remember_report(path: Path, report: Report) -> None:
 
 
 def forget(path: Path) -> None:
-    """Remove a stored cohort, its tables and report (its held-back checks found an error)."""
+    """Remove a stored cohort, its tables, its report and what the chapters derived from it (its held-back
+    checks found an error)."""
+    import shutil
+
     from helpers.paths import cache_dir
 
     entry = cache_dir() / "cohorts" / f"{_content_key(path)}.pkl"
     for stored in (entry, entry.with_suffix(".report.pkl"), *(entry.with_suffix(f".{t}.pkl") for t in DEFERRED)):
         stored.unlink(missing_ok=True)
+    shutil.rmtree(entry.with_suffix(".derived"), ignore_errors=True)  # derive.shared's values of this cohort
 
 
 def _write_atomic(entry: Path, obj: object) -> None:

@@ -50,7 +50,8 @@ def crs_grades(cohort: Cohort, graded: pd.DataFrame | None = None) -> pd.DataFra
 
 def shared(cohort: Cohort, name: str, compute: Callable[[], T]) -> T:
     """`compute()`, a function of the cohort alone, computed once per build instead of once per chapter that
-    needs it: pickled beside the loaded cohort, keyed on the cohort's files (`Cohort.key`), its settings,
+    needs it: pickled beside the loaded cohort (in its folder `<key>.derived`, removed with it by
+    `cohort.forget`), keyed on the cohort's files (`Cohort.key`), its settings,
     `name` and the source of every helpers module (any change recomputes). A cohort built in memory
     (no key) computes it each time."""
     from helpers.paths import cache_dir
@@ -60,7 +61,7 @@ def shared(cohort: Cohort, name: str, compute: Callable[[], T]) -> T:
     h = hashlib.sha256(f"{cohort.key}|{cohort.settings!r}|{name}".encode())
     for module in sorted(Path(__file__).parent.glob("*.py")):
         h.update(module.read_bytes())
-    entry = cache_dir() / "cohorts" / f"{name}-{h.hexdigest()[:32]}.pkl"
+    entry = cache_dir() / "cohorts" / f"{cohort.key}.derived" / f"{name}-{h.hexdigest()[:32]}.pkl"
     found = _stored(entry)
     if found is not _ABSENT:
         return found

@@ -166,7 +166,7 @@ def test_shared_recomputes_over_an_unreadable_entry(tmp_path, monkeypatch):
     (tmp_path / "c").mkdir()
     c = cohort(tmp_path / "c")
     assert derive.shared(c, "thing", lambda: 1) == 1
-    (entry,) = (tmp_path / "cache" / "cohorts").glob("thing-*.pkl")
+    (entry,) = (tmp_path / "cache" / "cohorts" / f"{c.key}.derived").glob("thing-*.pkl")
     entry.write_bytes(b"chelpers.derive\nNoSuchThing\n.")  # a class another version had: AttributeError on load
     assert derive.shared(c, "thing", lambda: 2) == 2
     assert derive.shared(c, "thing", lambda: 3) == 2  # the new value was stored

@@ -85,7 +85,9 @@ def test_a_stored_cohort_is_used_only_once_its_report_is_stored(tmp_path, monkey
 
 def test_a_build_whose_held_back_checks_refuse_the_cohort_publishes_nothing_and_keeps_no_cohort(tmp_path,
                                                                                                  monkeypatch):
-    root = tiny_book(tmp_path / "book", {"a": ["import time\ntime.sleep(0.5)"]})
+    derive = ("from helpers import derive\nfrom helpers.cohort import load_cohort\n"
+              "derive.shared(load_cohort(cohort), 'thing', lambda: 1)")  # a chapter's shared derivation
+    root = tiny_book(tmp_path / "book", {"a": [f"cohort = {str(tmp_path / 'bad')!r}\n{derive}"]})
     bad = tmp_path / "bad"
     shutil.copytree(SHIPPED_COHORT, bad)
     labs = (bad / "labs.csv").read_text(encoding="utf-8").splitlines()
@@ -96,7 +98,9 @@ def test_a_build_whose_held_back_checks_refuse_the_cohort_publishes_nothing_and_
         build.build(bad, out, root=root, **QUIET)
     assert f"labs.csv, row {len(labs) + 1}, column 'analyte': duplicate row" in str(err.value)
     assert not out.exists()
-    assert not list((tmp_path / "site.cache" / "cohorts").glob("*.pkl"))  # neither the cohort nor a report
+    cache = tmp_path / "site.cache"
+    assert not [p for p in (cache / "cohorts").rglob("*") if p.is_file()]  # cohort, report, derived values
+    assert not [p for p in cache.iterdir() if p.name.startswith("a-")]  # no executed notebook cached
 
 
 CELLS = ('patient_id,day,analyte,value,unit\r\n'
